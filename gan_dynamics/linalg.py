@@ -1,0 +1,286 @@
+"""Mixed second-derivative products and Krylov solvers over pytrees.
+
+Competitive gradient descent needs products with the off-diagonal Hessian blocks
+`Dxy f = ∂²f/∂x∂y` and `Dyx g = ∂²g/∂y∂x` (Schaefer & Anandkumar 2019, Eq. 4). They are
+never formed: `Dxy f · v` is the forward-mode derivative of `∇x f` in direction v of y.
+Each block is linearised once per step (`jax.linearize`) and the linear map reused in
+every solver iteration; in a zero-sum game `Dyx f = (Dxy f)ᵀ` comes from the same
+linearisation by transposition (`jax.linear_transpose`) (DESIGN.md Sec. 4).
+
+The solvers return the iteration count, the final residual norm and a convergence flag as
+arrays, which `jax.scipy.sparse.linalg` does not (DESIGN.md Sec. 11):
+- `cg`: conjugate gradient for symmetric positive-definite maps, pytree-native. A
+  non-positive curvature `pᵀAp <= 0` (singular or indefinite system) stops it at the last
+  good iterate with `converged=False` instead of dividing by zero.
+- `gmres`: restarted GMRES with Givens rotations for non-symmetric maps; the Krylov basis
+  is stored as one matrix, so the pytree is flattened at its boundary only.
+Both stop when `‖r‖ <= max(tol·‖b‖, atol)` or after `max_iter` matrix-vector products.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.flatten_util import ravel_pytree
+
+from gan_dynamics.game import Game, Gradients, Params
+
+Tree = Any
+LinearMap = Callable[[Tree], Tree]
+
+
+class SolverInfo(NamedTuple):
+    """Diagnostics of one linear solve (all arrays)."""
+
+    iterations: jax.Array  # int32: matrix-vector products after the initial residual
+    residual_norm: jax.Array  # ‖b - A x‖ of the returned x (recurrence value for CG)
+    converged: jax.Array  # bool: the tolerance was met (False at max_iter or breakdown)
+
+
+# ----------------------------------------------------------------------------- pytrees
+
+
+def tree_vdot(a: Tree, b: Tree) -> jax.Array:
+    """Real inner product of two pytrees with the same structure."""
+    leaves = [jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
+    return sum(leaves, jnp.zeros((), _result_dtype(a)))
+
+
+def tree_axpy(alpha: jax.Array, x: Tree, y: Tree) -> Tree:
+    """alpha * x + y, leafwise."""
+    return jax.tree.map(lambda xi, yi: (alpha * xi + yi).astype(yi.dtype), x, y)
+
+
+def tree_scale(scale: Tree | jax.Array, tree: Tree) -> Tree:
+    """Multiply `tree` by `scale`: a scalar, or a pytree of `tree`'s structure (per coordinate)."""
+    if jax.tree.structure(scale) == jax.tree.structure(tree):
+        return jax.tree.map(lambda s, t: (s * t).astype(t.dtype), scale, tree)
+    return jax.tree.map(lambda t: (scale * t).astype(t.dtype), tree)
+
+
+def _result_dtype(tree: Tree):
+    leaves = jax.tree.leaves(tree)
+    return jnp.result_type(*leaves) if leaves else jnp.float32
+
+
+# ------------------------------------------------------------ mixed derivative blocks
+
+
+class ZeroSumLinearization(NamedTuple):
+    """Gradients and mixed blocks of a zero-sum game at one point (g = -f).
+
+    `grads.grad_y` is ∇y g = -∇y f, so that every optimizer sees each player's gradient of
+    its own loss; `dxy` and `dyx` are the blocks of f.
+    """
+
+    grads: Gradients
+    dxy_f: LinearMap  # v (y-shaped) -> Dxy f · v (x-shaped)
+    dyx_f: LinearMap  # u (x-shaped) -> Dyx f · u (y-shaped), by transposition
+
+
+class GeneralSumLinearization(NamedTuple):
+    """Gradients and the two mixed blocks of a general-sum game at one point."""
+
+    grads: Gradients
+    dxy_f: LinearMap  # v (y-shaped) -> Dxy f · v
+    dyx_g: LinearMap  # u (x-shaped) -> Dyx g · u
+
+
+def linearize_zero_sum(game: Game, params_x: Params, params_y: Params) -> ZeroSumLinearization:
+    """One forward/backward pass linearised in y: ∇x f, ∇y f, Dxy f and its transpose."""
+
+    def grad_x_f(py):
+        def f_only(px, py_):
+            (f, _), aux = game.losses(px, py_)
+            return f, aux
+
+        (f, aux), (gx, gy_f) = jax.value_and_grad(f_only, argnums=(0, 1), has_aux=True)(
+            params_x, py
+        )
+        return gx, (f, gy_f, aux)
+
+    gx, dxy_f, (f, gy_f, aux) = jax.linearize(grad_x_f, params_y, has_aux=True)
+    transpose = jax.linear_transpose(dxy_f, params_y)
+    grads = Gradients(f, -f, gx, jax.tree.map(jnp.negative, gy_f), aux)
+    return ZeroSumLinearization(grads, dxy_f, lambda u: transpose(u)[0])
+
+
+def linearize_general_sum(
+    game: Game, params_x: Params, params_y: Params
+) -> GeneralSumLinearization:
+    """Two linearisations: y ↦ ∇x f(x, y) and x ↦ ∇y g(x, y)."""
+
+    def grad_x_f(py):
+        (f, g), vjp_fn, aux = jax.vjp(game.losses, params_x, py, has_aux=True)
+        gx, _ = vjp_fn((jnp.ones_like(f), jnp.zeros_like(g)))
+        _, gy = vjp_fn((jnp.zeros_like(f), jnp.ones_like(g)))
+        return gx, (f, g, gy, aux)
+
+    def grad_y_g(px):
+        return jax.grad(lambda py: game.losses(px, py)[0][1])(params_y)
+
+    gx, dxy_f, (f, g, gy, aux) = jax.linearize(grad_x_f, params_y, has_aux=True)
+    _, dyx_g = jax.linearize(grad_y_g, params_x)
+    return GeneralSumLinearization(Gradients(f, g, gx, gy, aux), dxy_f, dyx_g)
+
+
+# ------------------------------------------------------------------ conjugate gradient
+
+
+def cg(
+    matvec: LinearMap,
+    b: Tree,
+    x0: Optional[Tree] = None,
+    *,
+    tol: float | jax.Array = 1e-6,
+    atol: float | jax.Array = 0.0,
+    max_iter: int = 100,
+) -> tuple[Tree, SolverInfo]:
+    """Conjugate gradient for a symmetric positive-definite `matvec`, warm-started at x0.
+
+    The residual starts at `b - A x0` (one extra product when x0 is given). Returns the
+    solution and a `SolverInfo`; on non-positive curvature it stops at the last iterate.
+    """
+    x0 = jax.tree.map(jnp.zeros_like, b) if x0 is None else x0
+    r0 = jax.tree.map(jnp.subtract, b, matvec(x0))
+    rr0 = tree_vdot(r0, r0)
+    threshold_sq = jnp.maximum(tol**2 * tree_vdot(b, b), atol**2)
+
+    class _State(NamedTuple):
+        x: Tree
+        r: Tree
+        p: Tree
+        rr: jax.Array
+        k: jax.Array
+        breakdown: jax.Array
+
+    def cond(s: _State):
+        return (s.rr > threshold_sq) & (s.k < max_iter) & ~s.breakdown
+
+    def body(s: _State):
+        ap = matvec(s.p)
+        pap = tree_vdot(s.p, ap)
+        breakdown = ~(pap > 0) | ~jnp.isfinite(pap)
+        alpha = jnp.where(breakdown, 0.0, s.rr / jnp.where(breakdown, 1.0, pap))
+        x = tree_axpy(alpha, s.p, s.x)
+        r = tree_axpy(-alpha, ap, s.r)
+        rr_new = jnp.where(breakdown, s.rr, tree_vdot(r, r))
+        beta = rr_new / jnp.where(s.rr > 0, s.rr, 1.0)
+        p = tree_axpy(beta, s.p, r)
+        return _State(x, r, p, rr_new, s.k + 1, breakdown)
+
+    init = _State(x0, r0, r0, rr0, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+    s = lax.while_loop(cond, body, init)
+    info = SolverInfo(s.k, jnp.sqrt(s.rr), (s.rr <= threshold_sq) & ~s.breakdown)
+    return s.x, info
+
+
+# ------------------------------------------------------------------------------ GMRES
+
+
+def gmres(
+    matvec: LinearMap,
+    b: Tree,
+    x0: Optional[Tree] = None,
+    *,
+    tol: float | jax.Array = 1e-6,
+    atol: float | jax.Array = 0.0,
+    restart: int = 20,
+    max_iter: int = 100,
+) -> tuple[Tree, SolverInfo]:
+    """Restarted GMRES(restart) for a general (non-symmetric) `matvec`.
+
+    Each restart runs Arnoldi with modified Gram-Schmidt and Givens rotations, stopping as
+    soon as the rotated residual meets the tolerance, then recomputes the true residual
+    `b - A x` (one product) to decide whether to restart. `max_iter` bounds the Arnoldi
+    products over all restarts.
+    """
+    b_flat, unravel = ravel_pytree(b)
+    n, dtype = b_flat.shape[0], b_flat.dtype
+    x_flat = jnp.zeros_like(b_flat) if x0 is None else ravel_pytree(x0)[0]
+    m = max(1, min(restart, max_iter))
+
+    def a_flat(v):
+        return ravel_pytree(matvec(unravel(v)))[0].astype(dtype)
+
+    threshold = jnp.maximum(tol * jnp.linalg.norm(b_flat), atol)
+    tiny = jnp.finfo(dtype).tiny
+
+    def arnoldi_cycle(x, r, k_total):
+        beta = jnp.linalg.norm(r)
+        basis = jnp.zeros((m + 1, n), dtype).at[0].set(r / jnp.where(beta > 0, beta, 1.0))
+        hess = jnp.zeros((m + 1, m), dtype)
+        cs = jnp.zeros((m,), dtype)
+        sn = jnp.zeros((m,), dtype)
+        g = jnp.zeros((m + 1,), dtype).at[0].set(beta)
+
+        def cond(c):
+            j, _, _, _, _, g_, _ = c
+            return (j < m) & (jnp.abs(g_[j]) > threshold) & (k_total + j < max_iter)
+
+        def body(c):
+            j, basis_, hess_, cs_, sn_, g_, _ = c
+            w = a_flat(basis_[j])
+            # modified Gram-Schmidt against the first j+1 basis vectors (masked to stay static)
+            def orth(i, carry):
+                w_, h_col = carry
+                active = i <= j
+                hij = jnp.where(active, jnp.vdot(basis_[i], w_), 0.0)
+                return w_ - hij * basis_[i], h_col.at[i].set(hij)
+
+            w, h_col = lax.fori_loop(0, m, orth, (w, jnp.zeros((m + 1,), dtype)))
+            h_next = jnp.linalg.norm(w)
+            h_col = h_col.at[j + 1].set(h_next)
+            basis_ = basis_.at[j + 1].set(w / jnp.where(h_next > tiny, h_next, 1.0))
+
+            # apply the previous rotations to the new column, then make a new one
+            def rotate(i, col):
+                active = i < j
+                a, bb = col[i], col[i + 1]
+                ra = jnp.where(active, cs_[i] * a + sn_[i] * bb, a)
+                rb = jnp.where(active, -sn_[i] * a + cs_[i] * bb, bb)
+                return col.at[i].set(ra).at[i + 1].set(rb)
+
+            h_col = lax.fori_loop(0, m, rotate, h_col)
+            a, bb = h_col[j], h_col[j + 1]
+            denom = jnp.hypot(a, bb)
+            c_j = jnp.where(denom > 0, a / jnp.where(denom > 0, denom, 1.0), 1.0)
+            s_j = jnp.where(denom > 0, bb / jnp.where(denom > 0, denom, 1.0), 0.0)
+            h_col = h_col.at[j].set(denom).at[j + 1].set(0.0)
+            g_ = g_.at[j + 1].set(-s_j * g_[j]).at[j].set(c_j * g_[j])
+            hess_ = hess_.at[:, j].set(h_col)
+            return (j + 1, basis_, hess_, cs_.at[j].set(c_j), sn_.at[j].set(s_j), g_,
+                    h_next <= tiny)
+
+        init = (jnp.zeros((), jnp.int32), basis, hess, cs, sn, g, jnp.zeros((), bool))
+        j, basis, hess, _, _, g, _ = lax.while_loop(cond, body, init)
+        # solve the leading j x j triangle; unused rows become identity with zero rhs
+        idx = jnp.arange(m)
+        used = idx < j
+        tri = jnp.where(used[:, None] & used[None, :], hess[:m, :m], 0.0)
+        tri = tri + jnp.diag(jnp.where(used, 0.0, 1.0))
+        diag_ok = jnp.where(used, jnp.abs(jnp.diag(tri)) > tiny, True)
+        tri = tri + jnp.diag(jnp.where(diag_ok, 0.0, 1.0))
+        coeffs = jax.scipy.linalg.solve_triangular(tri, jnp.where(used, g[:m], 0.0), lower=False)
+        x_new = x + coeffs @ basis[:m]
+        return x_new, j
+
+    def outer_cond(c):
+        _, r_norm, k, stalled = c[1], c[2], c[3], c[4]
+        return (r_norm > threshold) & (k < max_iter) & ~stalled
+
+    def outer_body(c):
+        x, r, _, k, _ = c
+        x_new, j = arnoldi_cycle(x, r, k)
+        r_new = b_flat - a_flat(x_new)
+        return x_new, r_new, jnp.linalg.norm(r_new), k + j, j == 0
+
+    r_init = b_flat - a_flat(x_flat)
+    init = (x_flat, r_init, jnp.linalg.norm(r_init), jnp.zeros((), jnp.int32),
+            jnp.zeros((), bool))
+    x_flat, _, r_norm, k, _ = lax.while_loop(outer_cond, outer_body, init)
+    r_norm = jnp.where(jnp.isfinite(r_norm), r_norm, jnp.inf)
+    return unravel(x_flat), SolverInfo(k, r_norm, r_norm <= threshold)
