@@ -1,0 +1,1 @@
+"""Data sources: synthetic Gaussian manifolds (`synthetic`) and image datasets."""

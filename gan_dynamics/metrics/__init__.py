@@ -1,0 +1,1 @@
+"""Evaluation metrics: closed-form Gaussian errors (`gaussian`) and sample-based scores."""
