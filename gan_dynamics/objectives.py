@@ -1,0 +1,279 @@
+"""GAN losses from discriminator logits, and the `Game` a GAN defines.
+
+With discriminator logits D, σ the sigmoid, x real data and G(z) generated data
+(DESIGN.md Sec. 5; the generator x-player minimises f, the discriminator y-player g):
+
+- "minimax" (saturating; Goodfellow et al. 2014, Eq. 1; Fedus et al. 2018, Eq. 2):
+  `g = -E log σ(D(x)) - E log(1 - σ(D(G(z))))`, `f = -g` (zero-sum).
+- "non_saturating" (Goodfellow et al. 2014, Sec. 3; Fedus et al., Eq. 3): the same g,
+  `f = -E log σ(D(G(z)))` (general-sum).
+- "wgan" (Arjovsky et al. 2017, Eq. 3; Fedus et al., Sec. 2.2): `g = E D(G(z)) - E D(x)`,
+  `f = -g` (zero-sum). Weight clipping is a projection, `penalties.clip_weights`.
+- "hinge" (Lim & Ye 2017; Miyato et al. 2018, Eq. 16-17):
+  `g = E relu(1 - D(x)) + E relu(1 + D(G(z)))`, `f = -E D(G(z))` (general-sum).
+
+log σ and log(1 - σ) are computed as -softplus(-t) and -softplus(t), finite for any logit.
+
+`make_gan_game` closes a GAN over one batch (real data, latent codes, a key) and returns a
+`gan_dynamics.game.Game`. A penalty (`gan_dynamics.penalties`) is added to g only, so the
+game is zero-sum exactly when the loss is (minimax, WGAN) and there is no penalty. Fedus
+et al.'s model names (ns, minimax, wgan, wgan_gp, gan_gp, dragan_ns) map to a loss, a
+penalty and a weight clip in `FEDUS_MODELS`.
+
+Model state. Apply functions are pure: `apply(params, state, inputs) -> (outputs,
+new_state)`, where state is a model's non-trained variables (flax's batch statistics) or
+None. One game evaluation runs G on z once and D on the real batch, then on the generated
+batch, threading D's state through both passes in that order, as PyTorch's reference
+training code updates running statistics. The penalty's critic evaluations use D's state
+as given and discard what they produce. The new states come back in the game's aux
+(`GanAux`); second-derivative products treat them as constants (DESIGN.md Sec. 3).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from gan_dynamics.game import Game
+from gan_dynamics.penalties import Penalty, make_penalty, per_example_logits
+
+Array = jax.Array
+PRNGKey = jax.Array
+Params = Any
+State = Any
+# apply(params, state, inputs) -> (outputs, new_state)
+ApplyFn = Callable[[Params, State, Array], tuple[Array, State]]
+# (d_real (N,), d_fake (M,)) -> (f, g)
+LossPair = Callable[[Array, Array], tuple[Array, Array]]
+
+
+# ---------------------------------------------------------------------------- losses
+
+
+def minimax_losses(d_real: Array, d_fake: Array) -> tuple[Array, Array]:
+    """Saturating GAN: g the discriminator's cross-entropy, f = -g."""
+    g = jnp.mean(jax.nn.softplus(-d_real)) + jnp.mean(jax.nn.softplus(d_fake))
+    return -g, g
+
+
+def non_saturating_losses(d_real: Array, d_fake: Array) -> tuple[Array, Array]:
+    """Non-saturating GAN: the same g, f = -E log σ(D(G(z)))."""
+    _, g = minimax_losses(d_real, d_fake)
+    return jnp.mean(jax.nn.softplus(-d_fake)), g
+
+
+def wgan_losses(d_real: Array, d_fake: Array) -> tuple[Array, Array]:
+    """Wasserstein GAN: g = E D(G(z)) - E D(x), f = -g."""
+    g = jnp.mean(d_fake) - jnp.mean(d_real)
+    return -g, g
+
+
+def hinge_losses(d_real: Array, d_fake: Array) -> tuple[Array, Array]:
+    """Hinge GAN: g = E relu(1 - D(x)) + E relu(1 + D(G(z))), f = -E D(G(z))."""
+    g = jnp.mean(jax.nn.relu(1.0 - d_real)) + jnp.mean(jax.nn.relu(1.0 + d_fake))
+    return -jnp.mean(d_fake), g
+
+
+class AdversarialLoss(NamedTuple):
+    """A GAN loss: `losses(d_real, d_fake) -> (f, g)` and whether g == -f exactly."""
+
+    name: str
+    losses: LossPair
+    zero_sum: bool
+
+
+_LOSSES = {
+    loss.name: loss
+    for loss in (
+        AdversarialLoss("minimax", minimax_losses, zero_sum=True),
+        AdversarialLoss("non_saturating", non_saturating_losses, zero_sum=False),
+        AdversarialLoss("wgan", wgan_losses, zero_sum=True),
+        AdversarialLoss("hinge", hinge_losses, zero_sum=False),
+    )
+}
+LOSSES = tuple(_LOSSES)
+
+
+def get_loss(name: str) -> AdversarialLoss:
+    """The loss called `name` (one of `LOSSES`)."""
+    if name not in _LOSSES:
+        raise ValueError(f"Unknown GAN loss {name!r}; choose one of {list(LOSSES)}.")
+    return _LOSSES[name]
+
+
+# ------------------------------------------------------------------ Fedus et al. models
+
+
+class GanModel(NamedTuple):
+    """A named GAN variant: loss, penalty name and WGAN weight clip (None: no clipping)."""
+
+    loss: str
+    penalty: str
+    weight_clip: Optional[float] = None
+
+
+# Fedus et al. 2018, Sec. 2 and 4: GAN-GP = NS + interpolation penalty, DRAGAN-NS = NS +
+# DRAGAN penalty; their WGAN clips the critic's weights to [-0.01, 0.01] (Arjovsky et al.).
+FEDUS_MODELS = {
+    "ns": GanModel("non_saturating", "none"),
+    "minimax": GanModel("minimax", "none"),
+    "wgan": GanModel("wgan", "none", weight_clip=0.01),
+    "wgan_gp": GanModel("wgan", "wgan_gp"),
+    "gan_gp": GanModel("non_saturating", "gan_gp"),
+    "dragan_ns": GanModel("non_saturating", "dragan"),
+}
+
+
+def fedus_model(name: str) -> GanModel:
+    """The (loss, penalty, weight_clip) of one of Fedus et al.'s model names."""
+    if name not in FEDUS_MODELS:
+        raise ValueError(f"Unknown GAN model {name!r}; choose one of {list(FEDUS_MODELS)}.")
+    return FEDUS_MODELS[name]
+
+
+# ---------------------------------------------------------------------------- the game
+
+
+class GanAux(NamedTuple):
+    """What one GAN game evaluation returns besides (f, g).
+
+    Attributes:
+      state_x: the generator's new model state (after G(z)).
+      state_y: the discriminator's new model state (after D(x), then D(G(z))).
+      metrics: scalars: `d_real`, `d_fake` (mean logits), `g_adversarial` (g without the
+        penalty), and with a penalty `penalty` and `penalty_grad_norm` (mean ‖∇D‖ at the
+        penalty's points).
+    """
+
+    state_x: State
+    state_y: State
+    metrics: dict[str, Array]
+
+
+def stateless(apply: Callable[[Params, Array], Array]) -> ApplyFn:
+    """`(params, inputs) -> outputs` as an ApplyFn whose state passes through unchanged."""
+
+    def apply_fn(params, state, inputs):
+        return apply(params, inputs), state
+
+    return apply_fn
+
+
+def linen_apply(module: Any, **apply_kwargs: Any) -> ApplyFn:
+    """A flax linen module as an ApplyFn.
+
+    `state` is the dict of non-parameter collections (e.g. `{"batch_stats": ...}`), empty or
+    None for a module without any; those collections are mutable in the call and their new
+    values are the new state. `apply_kwargs` go to `module.apply` (e.g. `train=True`).
+    """
+
+    def apply_fn(params, state, inputs):
+        if not state:
+            return module.apply({"params": params}, inputs, **apply_kwargs), state
+        return module.apply(
+            {"params": params, **state}, inputs, mutable=list(state), **apply_kwargs
+        )
+
+    return apply_fn
+
+
+def make_gan_game(
+    loss: str,
+    generate: ApplyFn,
+    discriminate: ApplyFn,
+    real: Array,
+    z: Array,
+    key: Optional[PRNGKey] = None,
+    *,
+    penalty: Optional[Penalty] = None,
+    state_x: State = None,
+    state_y: State = None,
+    substep_batch: Optional[Callable[[Array], tuple[Array, Array, PRNGKey]]] = None,
+) -> Game:
+    """The GAN game on one batch: x = generator parameters, y = discriminator parameters.
+
+    Args:
+      loss: one of `LOSSES`.
+      generate: `(params_x, state_x, z) -> (fake, new_state_x)`; fake has real's
+        per-example shape.
+      discriminate: `(params_y, state_y, inputs) -> (logits, new_state_y)`, logits (N,) or
+        (N, 1).
+      real: real batch (N, ...), e.g. images (N, H, W, C) or vectors (N, d).
+      z: latent batch for the generator.
+      key: randomness of the penalty (required when the penalty draws points).
+      penalty: added to g (`penalties.make_penalty`); None for none.
+      state_x, state_y: the models' current state (batch statistics), or None.
+      substep_batch: optional `i -> (real, z, key)`, fresh data number i; the game's
+        `substep(i)` is then this game on that batch, from the same model states.
+
+    Returns:
+      A `Game` whose `losses(px, py)` returns `((f, g), GanAux)`; `zero_sum` is True
+      exactly when the loss is zero-sum and there is no penalty.
+    """
+    adversarial = get_loss(loss)
+    if penalty is not None and penalty.needs_key and key is None:
+        raise ValueError(f"Penalty {penalty.name!r} draws random points: pass `key`.")
+    if real.ndim < 2 or z.ndim < 1:
+        raise ValueError(
+            f"real must be a batch (N, ...) with N on axis 0 and z a batch of codes; got "
+            f"real {real.shape}, z {z.shape}."
+        )
+
+    def losses(params_x, params_y):
+        fake, new_state_x = generate(params_x, state_x, z)
+        if fake.shape[1:] != real.shape[1:]:
+            raise ValueError(
+                f"Generated examples have shape {fake.shape[1:]} but real ones {real.shape[1:]}."
+            )
+        d_real, mid_state_y = discriminate(params_y, state_y, real)
+        d_fake, new_state_y = discriminate(params_y, mid_state_y, fake)
+        d_real = per_example_logits(d_real, real.shape[0])
+        d_fake = per_example_logits(d_fake, fake.shape[0])
+        f, g = adversarial.losses(d_real, d_fake)
+        metrics = {"d_real": jnp.mean(d_real), "d_fake": jnp.mean(d_fake), "g_adversarial": g}
+        if penalty is not None:
+            critic = lambda inputs: discriminate(params_y, state_y, inputs)[0]  # noqa: E731
+            value, diagnostics = penalty.apply(critic, real, fake, key)
+            g = g + value
+            metrics = {**metrics, "penalty": value, **diagnostics}
+        return (f, g), GanAux(new_state_x, new_state_y, metrics)
+
+    substep = None
+    if substep_batch is not None:
+
+        def substep(i):
+            return make_gan_game(
+                loss, generate, discriminate, *substep_batch(i),
+                penalty=penalty, state_x=state_x, state_y=state_y,
+            )
+
+    return Game(
+        losses=losses,
+        zero_sum=adversarial.zero_sum and penalty is None,
+        substep=substep,
+    )
+
+
+def make_gan_game_by_name(
+    model: str,
+    generate: ApplyFn,
+    discriminate: ApplyFn,
+    real: Array,
+    z: Array,
+    key: Optional[PRNGKey] = None,
+    *,
+    penalty_options: Optional[dict[str, Any]] = None,
+    **game_kwargs: Any,
+) -> Game:
+    """`make_gan_game` for a Fedus et al. model name (e.g. "dragan_ns").
+
+    `penalty_options` go to `make_penalty` (e.g. `{"weight": 5.0}`); the model's weight
+    clip is not part of the game (the training step applies `penalties.clip_weights`).
+    """
+    spec = fedus_model(model)
+    penalty = make_penalty(spec.penalty, **(penalty_options or {}))
+    return make_gan_game(
+        spec.loss, generate, discriminate, real, z, key, penalty=penalty, **game_kwargs
+    )
