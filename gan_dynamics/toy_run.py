@@ -1,0 +1,289 @@
+"""Runner "toy_game": every configured optimizer on one toy game, as a results table.
+
+`python experiments/run.py --config=experiments/bilinear.py --workdir=DIR` calls
+`run(config, workdir)`. For each entry of `config.optimizers` the whole run is one
+`lax.scan` over `config.steps` updates, compiled once (`simulate`). It prints a table
+(final distance to equilibrium, observed per-step rate, gradient-equivalent cost, solver
+iterations, divergence) and writes
+
+- `WORKDIR/results.json`: `{"config": ..., "results": {entry name: numbers}}`;
+- `WORKDIR/trajectories.npz`: per entry the distance after every step (`NAME/distance`),
+  the cumulative cost (`NAME/grad_evals`) and, for games with one scalar per player,
+  the path in the plane (`NAME/x`, `NAME/y`);
+- `WORKDIR/distance.png` (distance vs step, log scale) and, with `config.plot_plane`,
+  `WORKDIR/trajectories.png` (the paths in the (x, y) plane).
+
+Config fields (see experiments/bilinear.py for a complete one):
+  game: ConfigDict with `name` (a key of `toy_games.PROBLEMS`) and its arguments.
+  optimizers: ConfigDict, entry name -> hyperparameters for `optimizers.create`; the
+    optional key `optimizer` names the optimizer (default: the entry name), so one
+    optimizer can appear with several settings ("simgd_09_01", "simgd_01_09", ...);
+    the optional key `game` overrides arguments of config.game for this entry only
+    (the Dirac-GAN with an R1 penalty next to the one without).
+  steps, seed (the start's key, used where the game's start is random), x64,
+  plot_plane, plot_radius (half-width of the plane plot; 0 picks it from the paths).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import time
+from typing import Any, NamedTuple
+
+import jax
+import ml_collections
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.flatten_util import ravel_pytree
+
+from gan_dynamics import optimizers, toy_games
+from gan_dynamics.game import Params
+from gan_dynamics.optimizers.base import GameOptimizer
+
+_REQUIRED = ("game", "optimizers", "steps", "seed", "x64", "plot_plane", "plot_radius")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The fields every toy-game config sets; experiments/*.py fill `game` and `optimizers`."""
+    config = ml_collections.ConfigDict()
+    config.runner = "toy_game"
+    config.game = ml_collections.ConfigDict()
+    config.optimizers = ml_collections.ConfigDict()
+    config.steps = 100
+    config.seed = 0
+    config.x64 = True
+    config.plot_plane = False
+    config.plot_radius = 0.0
+    return config
+
+
+def sgd_players(lr_x: float, lr_y: float) -> dict[str, dict[str, Any]]:
+    """SimGD/AltGD hyperparameters: plain gradient steps with these step sizes."""
+    return {"transform_x": {"name": "sgd", "lr": lr_x}, "transform_y": {"name": "sgd", "lr": lr_y}}
+
+
+class Trajectory(NamedTuple):
+    """One run of a game optimizer; leading axis = step (params and distance include the start)."""
+
+    params_x: Params  # (steps + 1, ...)
+    params_y: Params  # (steps + 1, ...)
+    distance: jax.Array  # (steps + 1,)
+    info: dict[str, jax.Array]  # (steps,) per key, the optimizer's info without aux
+
+
+def simulate(
+    problem: toy_games.ToyProblem,
+    optimizer: GameOptimizer,
+    params_x: Params,
+    params_y: Params,
+    steps: int,
+) -> Trajectory:
+    """`steps` updates of `optimizer` on `problem.game` from (x, y), as one lax.scan.
+
+    Pure and jittable; learning rates inside `optimizer` may be traced, so vmapping this
+    over seeds and hyperparameters compiles once.
+    """
+    game = problem.game
+
+    def body(carry, _):
+        px, py, state = carry
+        px, py, state, info = optimizer.update(game, px, py, state)
+        info = {k: v for k, v in info.items() if k != "aux"}
+        return (px, py, state), (px, py, problem.distance(px, py), info)
+
+    carry = (params_x, params_y, optimizer.init(params_x, params_y))
+    _, (xs, ys, dist, info) = lax.scan(body, carry, None, length=steps)
+
+    def prepend(start, path):
+        return jax.tree.map(lambda s, p: jnp.concatenate([s[None], p]), start, path)
+
+    distance = jnp.concatenate([problem.distance(params_x, params_y)[None], dist])
+    return Trajectory(prepend(params_x, xs), prepend(params_y, ys), distance, info)
+
+
+def summarize(trajectory: Trajectory) -> dict[str, Any]:
+    """The numbers of a results table row, as Python scalars."""
+    dist = np.asarray(trajectory.distance, np.float64)
+    steps = dist.size - 1
+    finite = np.isfinite(dist)
+    half = steps // 2
+    rate = float("nan")
+    if finite[-1] and dist[half] > 0 and dist[-1] > 0 and steps > half:
+        # geometric mean of the per-step factor over the second half: the asymptotic rate
+        rate = float((dist[-1] / dist[half]) ** (1.0 / (steps - half)))
+    info = {k: np.asarray(v) for k, v in trajectory.info.items()}
+    row = {
+        "steps": steps,
+        "initial_distance": float(dist[0]),
+        "final_distance": float(dist[-1]),
+        "min_distance": float(np.nanmin(dist)) if finite.any() else float("nan"),
+        "rate_per_step": rate,
+        "grad_evals": float(np.sum(info["grad_evals"])),
+        "diverged": bool(not finite.all()),
+        "first_nonfinite_step": int(np.argmin(finite)) if not finite.all() else None,
+    }
+    if "solver_iterations" in info:
+        row["solver_iterations"] = int(np.sum(info["solver_iterations"]))
+        row["solver_iterations_mean"] = float(np.mean(info["solver_iterations"]))
+    if "solver_converged" in info:
+        row["solver_converged_fraction"] = float(np.mean(info["solver_converged"]))
+    return row
+
+
+class Entry(NamedTuple):
+    """One row of the results table: a problem and the optimizer run on it."""
+
+    problem: toy_games.ToyProblem
+    optimizer: GameOptimizer
+    game_kwargs: dict[str, Any]  # config.game with this entry's overrides
+
+
+def build_entries(config) -> dict[str, Entry]:
+    """Every configured (problem, optimizer) pair; bad names or values fail before compiling."""
+    base = _plain(config.game)
+    entries = {}
+    for entry, hyper in _plain(config.optimizers).items():
+        name = hyper.pop("optimizer", entry)
+        game_kwargs = {**base, **hyper.pop("game", {})}
+        try:
+            problem = toy_games.make(**game_kwargs)
+            optimizer = optimizers.create(name, **hyper)
+        except ValueError as err:
+            raise ValueError(f"config.optimizers.{entry}: {err}") from err
+        entries[entry] = Entry(problem, optimizer, game_kwargs)
+    if not entries:
+        raise ValueError("config.optimizers is empty; add at least one optimizer entry.")
+    return entries
+
+
+def _plain(value):
+    """ConfigDicts (and nested ones) to plain dicts, for optimizer factories."""
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _check_config(config) -> None:
+    missing = [k for k in _REQUIRED if k not in config]
+    if missing:
+        raise ValueError(f"Toy-game config lacks {missing}; see experiments/bilinear.py.")
+    if not isinstance(config.steps, int) or config.steps < 1:
+        raise ValueError(f"config.steps must be a positive integer, got {config.steps!r}.")
+    if "name" not in config.game:
+        raise ValueError(f"config.game needs a `name`, one of {sorted(toy_games.PROBLEMS)}.")
+
+
+def format_table(results: dict[str, dict[str, Any]]) -> str:
+    """A fixed-width table of the summaries, one row per optimizer entry."""
+    header = (f"{'optimizer':<16} {'steps':>6} {'distance':>11} {'rate/step':>10} "
+              f"{'grad evals':>10} {'solver it':>9} {'diverged':>8}")
+    lines = [header, "-" * len(header)]
+    for name, row in results.items():
+        iters = row.get("solver_iterations")
+        lines.append(
+            f"{name:<16} {row['steps']:>6d} {row['final_distance']:>11.5g} "
+            f"{row['rate_per_step']:>10.6f} {row['grad_evals']:>10.0f} "
+            f"{'-' if iters is None else iters:>9} {str(row['diverged']):>8}"
+        )
+    return "\n".join(lines)
+
+
+def _is_plane(params_x: Params, params_y: Params) -> bool:
+    return ravel_pytree(params_x)[0].size == 1 and ravel_pytree(params_y)[0].size == 1
+
+
+def _plots(workdir: str, trajectories: dict[str, Trajectory], config) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, traj in trajectories.items():
+        ax.semilogy(np.asarray(traj.distance), label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("distance to equilibrium")
+    ax.set_title(config.game.name)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    written.append(os.path.join(workdir, "distance.png"))
+    fig.savefig(written[-1], dpi=120)
+    plt.close(fig)
+
+    first = next(iter(trajectories.values()))
+    start_x, start_y = jax.tree.map(lambda a: a[0], (first.params_x, first.params_y))
+    if config.plot_plane and _is_plane(start_x, start_y):
+        fig, ax = plt.subplots(figsize=(5, 5))
+        radius = float(config.plot_radius)
+        for name, traj in trajectories.items():
+            x = np.ravel(np.asarray(ravel_pytree(traj.params_x)[0]))
+            y = np.ravel(np.asarray(ravel_pytree(traj.params_y)[0]))
+            ax.plot(x, y, lw=1, label=name)
+        ax.plot([0], [0], "k*", label="equilibrium")
+        start = (float(np.ravel(start_x)[0]), float(np.ravel(start_y)[0]))
+        ax.plot([start[0]], [start[1]], "ko", ms=4, label="start")
+        if radius <= 0:
+            radius = 2.0 * float(np.hypot(*start))
+        ax.set_xlim(-radius, radius)
+        ax.set_ylim(-radius, radius)
+        ax.set_aspect("equal")
+        ax.set_xlabel("x (generator)")
+        ax.set_ylabel("y (discriminator)")
+        ax.set_title(config.game.name)
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        written.append(os.path.join(workdir, "trajectories.png"))
+        fig.savefig(written[-1], dpi=120)
+        plt.close(fig)
+    return written
+
+
+def run(config, workdir: str) -> dict[str, dict[str, Any]]:
+    """Run every configured optimizer on the configured toy game; write and print results."""
+    _check_config(config)
+    os.makedirs(workdir, exist_ok=True)
+    with jax.enable_x64(bool(config.x64)):
+        entries = build_entries(config)
+        results, trajectories, arrays = {}, {}, {}
+        for name, entry in entries.items():
+            start = time.perf_counter()
+            px, py = entry.problem.initial(jax.random.key(config.seed))
+            sim = jax.jit(functools.partial(
+                simulate, entry.problem, entry.optimizer, steps=config.steps))
+            traj = jax.device_get(sim(px, py))
+            row = summarize(traj)
+            row["seconds"] = time.perf_counter() - start  # compile + run
+            if entry.game_kwargs != _plain(config.game):
+                row["game"] = entry.game_kwargs
+            results[name], trajectories[name] = row, traj
+            arrays[f"{name}/distance"] = np.asarray(traj.distance)
+            arrays[f"{name}/grad_evals"] = np.cumsum(np.asarray(traj.info["grad_evals"]))
+            if _is_plane(px, py):
+                arrays[f"{name}/x"] = np.ravel(np.asarray(traj.params_x))
+                arrays[f"{name}/y"] = np.ravel(np.asarray(traj.params_y))
+
+    print(f"{config.game.name} {_plain(config.game)}: {config.steps} steps, "
+          f"{'float64' if config.x64 else 'float32'}")
+    print(format_table(results))
+    with open(os.path.join(workdir, "results.json"), "w") as fh:
+        json.dump({"config": config.to_dict(), "results": _json_safe(results)}, fh, indent=2)
+    np.savez(os.path.join(workdir, "trajectories.npz"), **arrays)
+    for path in _plots(workdir, trajectories, config):
+        print(f"wrote {path}")
+    return results
+
+
+def _json_safe(value):
+    """NaN and inf as strings, since JSON has neither."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
