@@ -1,0 +1,310 @@
+"""One run of the synthetic manifold experiments (Fedus et al. 2018, Secs. 4.1-4.3).
+
+`make_train(config)` returns a pure `train(key, lr) -> TrainResult` that draws the data
+line, initialises both players, and scans every training step (the purejaxrl pattern),
+so that `jax.vmap` over keys and learning rates runs a whole sweep as one program
+(`gan_dynamics.sweep`). `run(config, workdir)` is the runner "synthetic": one seed, with
+`results.json`, metrics over time (`metrics.npz`) and a PNG of snapshots of data and
+samples projected on the plane of the data line and the generator's offset (the paper's
+Figs. 1, 3 and 4).
+
+Randomness. A run's key is split into the data line, the generator, the discriminator,
+an independent fresh generator (the "random init" reference line) and the training
+steps; step t draws its batches from `fold_in(steps_key, t)`, and substep i of that step
+(AltGD's i-th discriminator step, then the generator step) from `fold_in(., i)`, so that
+every discriminator step sees fresh data and latents.
+
+Optimizers. `config.optimizer.name` is any game optimizer; `lr` is traced. Optimizers
+that take per-player optax transforms (simgd, altgd, extragradient, ...) get
+`config.optimizer.transform` with `lr` for both players; those that take `lr_x, lr_y`
+(cgd, acgd) get lr for both. `n_disc` is passed to optimizers that accept it (altgd:
+n_disc discriminator steps per generator step, as in the paper); simultaneous
+optimizers (simgd, cgd, acgd, ...) update both players once per step, as the ICR paper
+trains ACGD, so for them one step is one joint update and n_disc does not apply. Compare
+costs through the logged `grad_evals`.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import os
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+
+from gan_dynamics import objectives, penalties
+from gan_dynamics.data import synthetic as synthetic_data
+from gan_dynamics.metrics import gaussian
+from gan_dynamics.models import synthetic as models
+from gan_dynamics.optimizers import create as create_optimizer
+from gan_dynamics.optimizers import factory as optimizer_factory
+
+Array = jax.Array
+
+INITS = ("random", "parallel")
+# Diagnostics averaged over each logging block (from the optimizers' `info`).
+INFO_METRICS = ("f", "g", "grad_norm_x", "grad_norm_y", "update_norm_x", "update_norm_y")
+ERROR_METRICS = ("param_error", "w2", "mean_error")
+METRICS = ERROR_METRICS + INFO_METRICS + ("grad_evals",)
+
+
+class TrainResult(NamedTuple):
+    """What one run returns; arrays over time have n_logs + 1 entries (index 0: start).
+
+    Attributes:
+      step: (T,) the step after which each entry was logged (0 = initialisation).
+      metrics: name -> (T,): errors at that step; diagnostics averaged over the block
+        of steps ending there (NaN at 0); cumulative gradient evaluations.
+      reference: name -> scalar: the errors of an independent, freshly initialised
+        generator against the same data (the paper's "random init" line).
+      data: the data's AffineGaussian.
+      generator: the generator's AffineGaussian at each logged step (leaves (T, ...)),
+        or None unless `record_generator`.
+    """
+
+    step: Array
+    metrics: dict[str, Array]
+    reference: dict[str, Array]
+    data: synthetic_data.AffineGaussian
+    generator: Any
+
+
+def errors(generator: synthetic_data.AffineGaussian, data: synthetic_data.AffineGaussian,
+           sigma: float) -> dict[str, Array]:
+    """Squared parameter error, W2², and the mean's part ‖μ_g - μ_r‖² of both."""
+    args = (generator.mu, sigma * generator.w, data.mu, sigma * data.w)
+    return {
+        "param_error": gaussian.squared_parameter_error(*args),
+        "w2": gaussian.frechet_distance_sq(*args),
+        "mean_error": jnp.sum((generator.mu - data.mu) ** 2),
+    }
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Fail before compiling on values that cannot work, saying what to change."""
+    objectives.fedus_model(config.model)
+    optimizer_factory(config.optimizer.name)
+    if config.init not in INITS:
+        raise ValueError(f"config.init={config.init!r}; choose one of {INITS}.")
+    for name in ("dim", "latent_dim", "hidden", "batch", "steps", "log_every"):
+        if int(config[name]) < 1:
+            raise ValueError(f"config.{name} must be >= 1, got {config[name]}.")
+    if config.steps % config.log_every:
+        raise ValueError(f"config.steps={config.steps} must be a multiple of "
+                         f"config.log_every={config.log_every}.")
+    if config.sigma <= 0:
+        raise ValueError(f"config.sigma must be > 0, got {config.sigma}.")
+    if config.init == "parallel" and config.dim < 2:
+        raise ValueError("The parallel-lines start needs config.dim >= 2.")
+    if config.weight_clip < 0:
+        raise ValueError(f"config.weight_clip must be >= 0 (0: no clipping), got "
+                         f"{config.weight_clip}.")
+
+
+def make_optimizer(optimizer_config: ml_collections.ConfigDict, lr: Array):
+    """The game optimizer of `optimizer_config` with learning rate `lr` for both players."""
+    name = optimizer_config.name
+    accepted = inspect.signature(optimizer_factory(name)).parameters
+    hparams = dict(optimizer_config.get("options", {}))
+    if "transform_x" in accepted:
+        spec = {**dict(optimizer_config.transform), "lr": lr}
+        hparams.update(transform_x=spec, transform_y=spec)
+    elif "lr_x" in accepted:
+        hparams.update(lr_x=lr, lr_y=lr)
+    else:
+        raise ValueError(f"Optimizer {name!r} takes neither transform_x nor lr_x; "
+                         "make_optimizer does not know where its learning rate goes.")
+    if "n_disc" in accepted:
+        hparams["n_disc"] = int(optimizer_config.n_disc)
+    return create_optimizer(name, **hparams)
+
+
+def uses_n_disc(optimizer_name: str) -> bool:
+    """Whether `n_disc` applies to this optimizer (alternating ones) or not (simultaneous)."""
+    return "n_disc" in inspect.signature(optimizer_factory(optimizer_name)).parameters
+
+
+def _penalty_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    penalty = objectives.fedus_model(config.model).penalty
+    if penalty == "none":
+        return {}
+    options = {"weight": config.penalty_weight}
+    if penalty == "dragan":
+        options.update(dict(config.dragan))
+    return options
+
+
+def make_train(config: ml_collections.ConfigDict,
+               record_generator: bool = False) -> Callable[[Array, Array], TrainResult]:
+    """A pure `train(key, lr)` running `config.steps` steps; jit/vmap it freely."""
+    validate(config)
+    dim, k, sigma = int(config.dim), int(config.latent_dim), float(config.sigma)
+    batch, steps, log_every = int(config.batch), int(config.steps), int(config.log_every)
+    dtype = jnp.dtype(config.get("dtype", "float32"))
+    disc = models.MLPDiscriminator(int(config.hidden), param_dtype=dtype)
+    generate = objectives.stateless(models.generate)
+    discriminate = objectives.linen_apply(disc)
+    penalty_options = _penalty_options(config)
+    clip = float(config.weight_clip)
+
+    def init_generator(key):
+        return jax.tree.map(lambda a: a.astype(dtype), models.init_generator(
+            key, dim, k, config.mean_std, config.direction_std))
+
+    def game_at(step_key, data_line):
+        def batch_at(i):
+            key_real, key_z, key_penalty = jax.random.split(jax.random.fold_in(step_key, i), 3)
+            real = synthetic_data.sample(key_real, data_line, sigma, batch)
+            z = synthetic_data.latents(key_z, batch, k, sigma, dtype)
+            return real, z, key_penalty
+
+        return objectives.make_gan_game_by_name(
+            config.model, generate, discriminate, *batch_at(0),
+            penalty_options=penalty_options, substep_batch=batch_at)
+
+    def train(key: Array, lr: Array) -> TrainResult:
+        key_data, key_gen, key_disc, key_ref, key_parallel, key_steps = jax.random.split(key, 6)
+        data_line = jax.tree.map(lambda a: a.astype(dtype), synthetic_data.draw_affine_gaussian(
+            key_data, dim, 1, config.mean_std, config.direction_std))
+        if config.init == "parallel":
+            params_x = synthetic_data.parallel_line(key_parallel, data_line,
+                                                    config.parallel_offset, k)
+        else:
+            params_x = init_generator(key_gen)
+        params_y = disc.init(key_disc, jnp.zeros((1, dim), dtype))["params"]
+        optimizer = make_optimizer(config.optimizer, lr)
+        opt_state = optimizer.init(params_x, params_y)
+
+        def one_step(carry, step):
+            px, py, state, sums = carry
+            px, py, state, info = optimizer.update(
+                game_at(jax.random.fold_in(key_steps, step), data_line), px, py, state)
+            if clip > 0:
+                py = penalties.clip_weights(py, clip)
+            sums = {name: sums[name] + info[name] for name in sums}
+            return (px, py, state, sums), None
+
+        def one_block(carry, block):
+            px, py, state, grad_evals = carry
+            sums = {name: jnp.zeros((), jnp.float32) for name in INFO_METRICS + ("grad_evals",)}
+            block_steps = block * log_every + jnp.arange(log_every)
+            (px, py, state, sums), _ = jax.lax.scan(one_step, (px, py, state, sums), block_steps)
+            grad_evals = grad_evals + sums["grad_evals"]
+            logged = {name: sums[name] / log_every for name in INFO_METRICS}
+            logged.update(errors(px, data_line, sigma), grad_evals=grad_evals)
+            return (px, py, state, grad_evals), (logged, px if record_generator else None)
+
+        start = {name: jnp.full((), jnp.nan, jnp.float32) for name in INFO_METRICS}
+        start.update(errors(params_x, data_line, sigma), grad_evals=jnp.zeros((), jnp.float32))
+        carry = (params_x, params_y, opt_state, jnp.zeros((), jnp.float32))
+        _, (logged, generators) = jax.lax.scan(one_block, carry, jnp.arange(steps // log_every))
+        metrics = {name: jnp.concatenate([start[name][None].astype(logged[name].dtype),
+                                          logged[name]]) for name in METRICS}
+        if record_generator:
+            generators = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]),
+                                      params_x, generators)
+        reference = errors(init_generator(key_ref), data_line, sigma)
+        step_numbers = jnp.arange(steps // log_every + 1) * log_every
+        return TrainResult(step_numbers, metrics, reference, data_line, generators)
+
+    return train
+
+
+def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """An unlocked copy of `config` with `quick_settings` applied when `config.quick` is set."""
+    resolved = ml_collections.ConfigDict(copy.deepcopy(config.to_dict()))
+    if resolved.get("quick", False):
+        resolved.update(resolved.quick_settings.to_dict())
+    return resolved
+
+
+def seed_key(base_seed: int, index: int | Array) -> Array:
+    """The key of run number `index` of a sweep (a single run with the same index equals it)."""
+    return jax.random.fold_in(jax.random.key(base_seed), index)
+
+
+def snapshot_plot(result: TrainResult, sigma: float, path: str, num_snapshots: int = 3,
+                  num_points: int = 300, seed: int = 0) -> None:
+    """Data (blue) and samples (red) at a few logged steps, projected on one plane.
+
+    The plane passes through the data mean, spanned by the data direction and the part of
+    the initial generator mean's offset orthogonal to it (the plane of the parallel-lines
+    picture, Fedus et al. Fig. 1).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = jax.tree.map(np.asarray, result.data)
+    gens = jax.tree.map(np.asarray, result.generator)
+    steps = np.asarray(result.step)
+    e1 = data.w[:, 0] / np.linalg.norm(data.w[:, 0])
+    offset = gens.mu[0] - data.mu
+    offset = offset - e1 * (e1 @ offset)
+    if np.linalg.norm(offset) < 1e-8:
+        offset = np.random.default_rng(seed).standard_normal(e1.shape)
+        offset = offset - e1 * (e1 @ offset)
+    e2 = offset / np.linalg.norm(offset)
+    basis = np.stack([e1, e2], axis=1)
+    rng = np.random.default_rng(seed)
+    project = lambda x: (x - data.mu) @ basis  # noqa: E731
+    data_xy = project(data.mu + sigma * rng.standard_normal((num_points, 1)) @ data.w.T)
+    picks = np.unique(np.linspace(0, len(steps) - 1, num_snapshots).round().astype(int))
+    fig, axes = plt.subplots(1, len(picks), figsize=(4 * len(picks), 4), squeeze=False)
+    for ax, i in zip(axes[0], picks):
+        z = sigma * rng.standard_normal((num_points, gens.w.shape[-1]))
+        fake_xy = project(gens.mu[i] + z @ gens.w[i].T)
+        ax.scatter(*data_xy.T, s=4, c="tab:blue", label="data")
+        ax.scatter(*fake_xy.T, s=4, c="tab:red", label="generator")
+        ax.set_title(f"step {steps[i]}: squared parameter error "
+                     f"{float(result.metrics['param_error'][i]):.3g}", fontsize=9)
+        ax.set_aspect("equal", adjustable="datalim")
+    axes[0][0].legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _finite_summary(metrics: dict[str, np.ndarray]) -> dict[str, Any]:
+    final = {name: float(values[-1]) for name, values in metrics.items()}
+    return {"final": final, "finite": bool(np.all(np.isfinite([final[m] for m in ERROR_METRICS])))}
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Runner "synthetic": one seed; writes results.json, metrics.npz and snapshots.png."""
+    config = resolve(config)
+    validate(config)
+    train = jax.jit(make_train(config, record_generator=True))
+    key = seed_key(config.seed, config.seed_index)
+    logging.info("Training %s with %s for %d steps.", config.model, config.optimizer.name,
+                 config.steps)
+    result = jax.device_get(train(key, jnp.asarray(config.optimizer.lr, jnp.float32)))
+    metrics = {name: np.asarray(v) for name, v in result.metrics.items()}
+    summary = {
+        "model": config.model,
+        "optimizer": config.optimizer.name,
+        "lr": float(config.optimizer.lr),
+        "n_disc": int(config.optimizer.n_disc) if uses_n_disc(config.optimizer.name) else None,
+        "init": config.init,
+        "initial": {name: float(metrics[name][0]) for name in ERROR_METRICS},
+        "reference_random_init": {name: float(v) for name, v in result.reference.items()},
+        **_finite_summary(metrics),
+        "config": config.to_dict(),
+    }
+    if not summary["finite"]:
+        logging.warning("The run diverged: the final errors are not finite (try a smaller lr).")
+    np.savez(os.path.join(workdir, "metrics.npz"), step=np.asarray(result.step), **metrics)
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    snapshot_plot(result, float(config.sigma), os.path.join(workdir, "snapshots.png"),
+                  seed=int(config.seed))
+    print(json.dumps({k: summary[k] for k in ("model", "optimizer", "init", "initial",
+                                              "reference_random_init", "final")}, indent=1))
+    return summary
