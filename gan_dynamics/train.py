@@ -131,6 +131,26 @@ def default_config() -> ml_collections.ConfigDict:
     return config
 
 
+def adam_altgd(lr: float, b1: float, b2: float, n_disc: int) -> ml_collections.ConfigDict:
+    """`config.optimizer` for the usual GAN baseline: AltGD with Adam for both players,
+    n_disc discriminator steps (each on a fresh batch) per generator step."""
+    adam = {"name": "adam", "lr": lr, "b1": b1, "b2": b2}
+    return ml_collections.ConfigDict(
+        {"name": "altgd", "transform_x": dict(adam), "transform_y": dict(adam),
+         "n_disc": n_disc, "order": "disc_first"}
+    )
+
+
+def set_loss(config: ml_collections.ConfigDict, name: str, penalty: str = "none",
+             weight: float = 10.0, weight_clip: float = 0.0) -> ml_collections.ConfigDict:
+    """Set `config.loss` to loss `name` with `penalty` of coefficient `weight` (λ)."""
+    config.loss.name = name
+    config.loss.penalty = penalty
+    config.loss.penalty_options = {} if penalty == "none" else {"weight": weight}
+    config.loss.weight_clip = weight_clip
+    return config
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
     """Fail with a readable message on unknown keys and bad values (before any compile)."""
     schema = default_config()
@@ -173,34 +193,46 @@ def build_optimizer(config: ml_collections.ConfigDict) -> tuple[GameOptimizer, i
     return create_optimizer(name, **hparams), n_sub
 
 
-def build(config: ml_collections.ConfigDict) -> Experiment:
-    """Models, optimizer, data and loss from a config; every check happens here."""
-    from gan_dynamics.data import images
+def build_models(config: ml_collections.ConfigDict) -> tuple[Any, Any, int, tuple[int, ...]]:
+    """(generator, discriminator, z_dim, image shape the generator makes) of `config.model`."""
     from gan_dynamics.models import registry
 
-    check_config(config)
-    optimizer, n_sub = build_optimizer(config)
-    model_kwargs = _plain(config.model)
-    generator, discriminator = registry.get_model(model_kwargs.pop("name"), **model_kwargs)
-    data_kwargs = _plain(config.data)
-    del data_kwargs["batch_size"]  # the loop asks for batches of this size
-    source = images.load(**data_kwargs)
-    objectives.get_loss(config.loss.name)
-    penalty = penalties.make_penalty(config.loss.penalty, **_plain(config.loss.penalty_options))
+    kwargs = _plain(config.model)
+    generator, discriminator = registry.get_model(kwargs.pop("name"), **kwargs)
     z_dim = int(generator.z_dim)
     made = jax.eval_shape(
         lambda: generator.init_with_output(jax.random.PRNGKey(0), jnp.zeros((1, z_dim)),
                                            train=False)[0]
     )
-    if tuple(made.shape[1:]) != tuple(source.image_shape):
+    return generator, discriminator, z_dim, tuple(made.shape[1:])
+
+
+def build_penalty(config: ml_collections.ConfigDict) -> Optional[penalties.Penalty]:
+    """The penalty of `config.loss` (None for "none"), after checking the loss name."""
+    objectives.get_loss(config.loss.name)
+    return penalties.make_penalty(config.loss.penalty, **_plain(config.loss.penalty_options))
+
+
+def build(config: ml_collections.ConfigDict) -> Experiment:
+    """Models, optimizer, data and loss from a config; every check happens here."""
+    from gan_dynamics.data import images
+
+    check_config(config)
+    optimizer, n_sub = build_optimizer(config)
+    penalty = build_penalty(config)
+    generator, discriminator, z_dim, image_shape = build_models(config)
+    data_kwargs = _plain(config.data)
+    del data_kwargs["batch_size"]  # the loop asks for batches of this size
+    source = images.load(**data_kwargs)
+    if image_shape != tuple(source.image_shape):
         raise ValueError(
             f"Dataset {config.data.name!r} gives images of shape {tuple(source.image_shape)} "
-            f"but model {config.model.name!r} makes {tuple(made.shape[1:])}; pick a model "
-            "(or model.channels) that matches the data."
+            f"but model {config.model.name!r} makes {image_shape}; pick a model (or "
+            "model.image_size / model.channels) that matches the data."
         )
     return Experiment(
-        generator, discriminator, z_dim, tuple(source.image_shape), optimizer, n_sub,
-        source, config.loss.name, penalty, float(config.loss.weight_clip),
+        generator, discriminator, z_dim, image_shape, optimizer, n_sub, source,
+        config.loss.name, penalty, float(config.loss.weight_clip),
     )
 
 
