@@ -29,6 +29,10 @@ def get_config():
     config.steps = 50
     config.optimizers.simgd = sgd_players(LR, LR)
     config.optimizers.altgd = sgd_players(LR, LR)
+    config.optimizers.extragradient = {"lr_x": LR, "lr_y": LR}
+    config.optimizers.ogda = {"lr_x": LR, "lr_y": LR}
+    config.optimizers.consensus = {"lr_x": LR, "lr_y": LR, "gamma": 1.0}
+    config.optimizers.sga = {"lr_x": LR, "lr_y": LR, "lam": 1.0}
     config.optimizers.cgd = {"lr_x": LR, "lr_y": LR, "tol": 1e-12, "atol": 0.0,
                              "max_iter": 20}
     config.optimizers.acgd = {"lr_x": LR, "lr_y": LR, "beta": 0.99, "eps": 1e-5,

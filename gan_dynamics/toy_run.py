@@ -112,8 +112,9 @@ def summarize(trajectory: Trajectory) -> dict[str, Any]:
     finite = np.isfinite(dist)
     half = steps // 2
     rate = float("nan")
-    if finite[-1] and dist[half] > 0 and dist[-1] > 0 and steps > half:
+    if finite[-1] and dist[half] > 0 and steps > half:
         # geometric mean of the per-step factor over the second half: the asymptotic rate
+        # (0 when the run lands exactly on the equilibrium)
         rate = float((dist[-1] / dist[half]) ** (1.0 / (steps - half)))
     info = {k: np.asarray(v) for k, v in trajectory.info.items()}
     row = {
@@ -181,13 +182,13 @@ def _check_config(config) -> None:
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
     """A fixed-width table of the summaries, one row per optimizer entry."""
-    header = (f"{'optimizer':<16} {'steps':>6} {'distance':>11} {'rate/step':>10} "
+    header = (f"{'optimizer':<20} {'steps':>6} {'distance':>11} {'rate/step':>10} "
               f"{'grad evals':>10} {'solver it':>9} {'diverged':>8}")
     lines = [header, "-" * len(header)]
     for name, row in results.items():
         iters = row.get("solver_iterations")
         lines.append(
-            f"{name:<16} {row['steps']:>6d} {row['final_distance']:>11.5g} "
+            f"{name:<20} {row['steps']:>6d} {row['final_distance']:>11.5g} "
             f"{row['rate_per_step']:>10.6f} {row['grad_evals']:>10.0f} "
             f"{'-' if iters is None else iters:>9} {str(row['diverged']):>8}"
         )
