@@ -27,6 +27,11 @@ batch, threading D's state through both passes in that order, as PyTorch's refer
 training code updates running statistics. The penalty's critic evaluations use D's state
 as given and discard what they produce. The new states come back in the game's aux
 (`GanAux`); second-derivative products treat them as constants (DESIGN.md Sec. 3).
+
+Penalties see G(z) undetached: g is a function of both players, so the mixed block
+Dyx g that competitive optimizers use includes how the interpolates x̂ (WGAN-GP, GAN-GP)
+and the points of R2 move with the generator. Simultaneous and alternating gradient
+descent use only ∇y g, where this makes no difference.
 """
 
 from __future__ import annotations
@@ -215,7 +220,7 @@ def make_gan_game(
     adversarial = get_loss(loss)
     if penalty is not None and penalty.needs_key and key is None:
         raise ValueError(f"Penalty {penalty.name!r} draws random points: pass `key`.")
-    if real.ndim < 2 or z.ndim < 1:
+    if real.ndim < 1 or z.ndim < 1:
         raise ValueError(
             f"real must be a batch (N, ...) with N on axis 0 and z a batch of codes; got "
             f"real {real.shape}, z {z.shape}."

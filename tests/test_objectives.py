@@ -97,7 +97,7 @@ def test_game_losses_flags_and_metrics(x64, model):
     (f, g), aux = jax.jit(game.losses)(px, py)
     spec = objectives.fedus_model(model)
     fake = affine_generator(px, z)
-    d_real, d_fake = mlp_discriminator(py, real)[:, 0], mlp_discriminator(py, fake)[:, 0]
+    d_real, d_fake = jax.jit(lambda x: mlp_discriminator(py, x)[:, 0])(jnp.stack([real, fake]))
     f_hand, g_hand = hand_losses(spec.loss, np.asarray(d_real), np.asarray(d_fake))
     np.testing.assert_allclose(aux.metrics["d_real"], np.mean(d_real), rtol=1e-12)
     np.testing.assert_allclose(aux.metrics["d_fake"], np.mean(d_fake), rtol=1e-12)
@@ -108,7 +108,8 @@ def test_game_losses_flags_and_metrics(x64, model):
         np.testing.assert_allclose(g, g_hand, rtol=1e-12)
         assert "penalty" not in aux.metrics
     else:
-        value, _ = pen.apply(lambda x: mlp_discriminator(py, x), real, fake, key)
+        value, _ = jax.jit(lambda r, f: pen.apply(lambda x: mlp_discriminator(py, x), r, f, key))(
+            real, fake)
         np.testing.assert_allclose(aux.metrics["penalty"], value, rtol=1e-12)
         np.testing.assert_allclose(g, g_hand + value, rtol=1e-12)
     if game.zero_sum:
@@ -117,7 +118,7 @@ def test_game_losses_flags_and_metrics(x64, model):
 
 def test_wgan_g_is_exactly_minus_f():
     px, py, real, z, key = setup(jnp.float32)
-    (f, g), _ = game_for("wgan", real, z, key).losses(px, py)
+    (f, g), _ = jax.jit(game_for("wgan", real, z, key).losses)(px, py)
     assert np.asarray(g) == -np.asarray(f)
 
 
@@ -155,37 +156,46 @@ def test_gradients_and_mixed_blocks_match_dense_derivatives(x64, model):
     px, py, real, z, key = setup()
     game = game_for(model, real, z, key)
     f_g = hand_f_g(model, key, real, z)
-    grads = gradients(game, px, py)
-    ref_gx = jax.grad(lambda a: f_g(a, py)[0])(px)
-    ref_gy = jax.grad(lambda b: f_g(px, b)[1])(py)
-    for got, ref in ((grads.grad_x, ref_gx), (grads.grad_y, ref_gy)):
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12),
-                     got, ref)
-
-    lin = linearize_general_sum(game, px, py)
     u = jax.tree.map(lambda a: jnp.cos(jnp.arange(a.size, dtype=a.dtype)).reshape(a.shape), px)
     v = jax.tree.map(lambda a: jnp.sin(1.0 + jnp.arange(a.size, dtype=a.dtype)).reshape(a.shape), py)
-    # Dyx g · u = d/dt ∇y g(x + t u, y);  Dxy f · v = d/dt ∇x f(x, y + t v)
-    ref_dyx = jax.jvp(lambda a: jax.grad(lambda b: f_g(a, b)[1])(py), (px,), (u,))[1]
-    ref_dxy = jax.jvp(lambda b: jax.grad(lambda a: f_g(a, b)[0])(px), (py,), (v,))[1]
-    got_dyx, got_dxy = lin.dyx_g(u), lin.dxy_f(v)
-    for got, ref in ((got_dyx, ref_dyx), (got_dxy, ref_dxy)):
-        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
-            assert np.isfinite(np.asarray(a)).all()
-            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+    @jax.jit
+    def got_and_reference(px, py):
+        grads = gradients(game, px, py)
+        lin = linearize_general_sum(game, px, py)
+        got = (grads.grad_x, grads.grad_y, lin.dyx_g(u), lin.dxy_f(v))
+        # Dyx g · u = d/dt ∇y g(x + t u, y);  Dxy f · v = d/dt ∇x f(x, y + t v)
+        ref = (
+            jax.grad(lambda a: f_g(a, py)[0])(px),
+            jax.grad(lambda b: f_g(px, b)[1])(py),
+            jax.jvp(lambda a: jax.grad(lambda b: f_g(a, b)[1])(py), (px,), (u,))[1],
+            jax.jvp(lambda b: jax.grad(lambda a: f_g(a, b)[0])(px), (py,), (v,))[1],
+        )
+        return got, ref
+
+    got, ref = got_and_reference(px, py)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
+        assert np.isfinite(np.asarray(a)).all()
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
 def test_zero_sum_game_linearizes(x64):
     px, py, real, z, key = setup()
     game = game_for("wgan", real, z, key)
-    lin = linearize_zero_sum(game, px, py)
-    general = linearize_general_sum(game, px, py)
+    u = jax.tree.map(jnp.ones_like, px)
     v = jax.tree.map(jnp.ones_like, py)
-    for a, b in zip(jax.tree.leaves(lin.dxy_f(v)), jax.tree.leaves(general.dxy_f(v))):
+
+    @jax.jit
+    def products(px, py):
+        lin = linearize_zero_sum(game, px, py)
+        general = linearize_general_sum(game, px, py)
+        return lin.dxy_f(v), general.dxy_f(v), lin.dyx_f(u), general.dyx_g(u)
+
+    dxy_zs, dxy_gs, dyx_f, dyx_g = products(px, py)
+    for a, b in zip(jax.tree.leaves(dxy_zs), jax.tree.leaves(dxy_gs)):
         np.testing.assert_allclose(a, b, rtol=1e-12)
     # g = -f, so Dyx g = -(Dxy f)ᵀ
-    u = jax.tree.map(jnp.ones_like, px)
-    for a, b in zip(jax.tree.leaves(lin.dyx_f(u)), jax.tree.leaves(general.dyx_g(u))):
+    for a, b in zip(jax.tree.leaves(dyx_f), jax.tree.leaves(dyx_g)):
         np.testing.assert_allclose(a, -b, rtol=1e-10)
 
 
@@ -228,13 +238,18 @@ def test_linen_batchnorm_discriminator_state_updates():
     game = objectives.make_gan_game(
         "wgan", objectives.stateless(affine_generator), objectives.linen_apply(Disc(), train=True),
         real, z, key, penalty=penalties.make_penalty("wgan_gp"), state_y=state_y)
-    grads = jax.jit(lambda a, b: gradients(game, a, b))(px, variables["params"])
+    u = jax.tree.map(jnp.ones_like, px)
+
+    @jax.jit
+    def run(px, py):
+        lin = linearize_general_sum(game, px, py)
+        return lin.grads, lin.dyx_g(u)
+
+    grads, dyx_g_u = run(px, variables["params"])
     assert np.isfinite(float(grads.g))
     new_mean = grads.aux.state_y["batch_stats"]["BatchNorm_0"]["mean"]
     assert not np.allclose(new_mean, state_y["batch_stats"]["BatchNorm_0"]["mean"])
-    lin = linearize_general_sum(game, px, variables["params"])
-    out = lin.dyx_g(jax.tree.map(jnp.ones_like, px))
-    assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(out))
+    assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(dyx_g_u))
 
 
 def test_images_and_substeps():
@@ -258,8 +273,7 @@ def test_images_and_substeps():
     game = objectives.make_gan_game(
         "hinge", objectives.stateless(gen), objectives.stateless(disc), *batch(0),
         penalty=penalties.make_penalty("r1"), substep_batch=batch)
-    sub = game.at_substep(3)
-    (f, g), aux = sub.losses(px, py)
+    (f, g), aux = jax.jit(lambda a, b: game.at_substep(3).losses(a, b))(px, py)
     real3, z3, _ = batch(3)
     fake3 = gen(px, z3)
     f_hand, g_hand = hand_losses("hinge", np.asarray(disc(py, real3)), np.asarray(disc(py, fake3)))
