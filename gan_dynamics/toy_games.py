@@ -235,7 +235,10 @@ def update_jacobian(
     """Dense Jacobian of one `optimizer.update` with respect to (x, y), state held fixed.
 
     `state` defaults to `optimizer.init(params_x, params_y)`. For stateless optimizers
-    (SimGD with SGD, CGD) this is the full update map's linearisation.
+    (SimGD with SGD, CGD) this is the full update map's linearisation. It differentiates
+    through the optimizer's own computation, including an iterative solver's loop: take
+    (x, y) off the equilibrium for CGD, where the right-hand side is zero and the solver
+    stops before any iteration whose tangent would carry the linear map.
     """
     state = optimizer.init(params_x, params_y) if state is None else state
     z, unravel = ravel_pytree((params_x, params_y))
