@@ -47,6 +47,16 @@ def test_bilinear_reference_numbers(x64, alpha, cgd_norm, simgd_norm):
                                (1 + eta**2 * alpha**2) ** 0.5, rtol=1e-10)
 
 
+def test_bilinear_cgd_update_matrix(x64):
+    eta, alpha = 0.2, 3.0
+    game, point = toy_games.bilinear(alpha).game, (jnp.array([0.3]), jnp.array([-0.2]))
+    jac = toy_games.update_jacobian(_cgd(eta, eta), game, *point)
+    expected = np.array([[1.0, -eta * alpha], [eta * alpha, 1.0]]) / (1 + (eta * alpha) ** 2)
+    np.testing.assert_allclose(jac, expected, atol=1e-12)
+    np.testing.assert_allclose(toy_games.spectral_radius(jac),
+                               (1 + (eta * alpha) ** 2) ** -0.5, rtol=1e-12)
+
+
 def test_bilinear_vector_game_is_coordinatewise(x64):
     problem = toy_games.bilinear(2.0, dim=3, init_noise=0.1)
     traj = _simulate(problem, _cgd(0.2, 0.2), 10, key=3)
