@@ -122,32 +122,50 @@ def _altgd(m, c, steps, n_disc):
 
 SGD_X, SGD_Y = {"name": "sgd", "lr": LR_X}, {"name": "sgd", "lr": LR_Y}
 CLOSED_FORM_CASES = [
-    ("simgd", dict(transform_x=SGD_X, transform_y=SGD_Y), _simgd, {}),
-    ("altgd", dict(transform_x=SGD_X, transform_y=SGD_Y, n_disc=3), _altgd, dict(n_disc=3)),
-    ("extragradient", dict(lr_x=LR_X, lr_y=LR_Y), _extragradient, {}),
-    ("ogda", dict(lr_x=LR_X, lr_y=LR_Y), _ogda, {}),
-    ("consensus", dict(lr_x=LR_X, lr_y=LR_Y, gamma=0.7), _consensus, dict(gamma=0.7)),
-    ("sga", dict(lr_x=LR_X, lr_y=LR_Y, lam=0.8), _sga, dict(lam=0.8)),
-    ("sga", dict(lr_x=LR_X, lr_y=LR_Y, lam=0.8, align=True), _sga, dict(lam=0.8, align=True)),
+    pytest.param("simgd", dict(transform_x=SGD_X, transform_y=SGD_Y), _simgd, {}, id="simgd"),
+    pytest.param("altgd", dict(transform_x=SGD_X, transform_y=SGD_Y, n_disc=3), _altgd,
+                 dict(n_disc=3), id="altgd"),
+    pytest.param("extragradient", dict(lr_x=LR_X, lr_y=LR_Y), _extragradient, {},
+                 id="extragradient"),
+    pytest.param("ogda", dict(lr_x=LR_X, lr_y=LR_Y), _ogda, {}, id="ogda"),
+    pytest.param("consensus", dict(lr_x=LR_X, lr_y=LR_Y, gamma=0.7), _consensus,
+                 dict(gamma=0.7), id="consensus"),
+    pytest.param("sga", dict(lr_x=LR_X, lr_y=LR_Y, lam=0.8), _sga, dict(lam=0.8), id="sga"),
+    pytest.param("sga", dict(lr_x=LR_X, lr_y=LR_Y, lam=0.8, align=True), _sga,
+                 dict(lam=0.8, align=True), id="sga_align"),
 ]
 
 
 def _run(opt, game, steps, px=X0, py=Y0):
+    """`steps` updates from (px, py): final parameters and the last info."""
     state = opt.init(px, py)
     for _ in range(steps):
         px, py, state, info = opt.update(game, px, py, state)
     return px, py, info
 
 
+def _scan(opt, game, steps, px=X0, py=Y0):
+    """`_run` as one scanned loop (one traced update whatever `steps` is)."""
+
+    def body(carry, _):
+        px, py, state, info = opt.update(game, *carry)
+        return (px, py, state), info
+
+    (px, py, _), infos = jax.lax.scan(body, (px, py, opt.init(px, py)), length=steps)
+    return px, py, jax.tree.map(lambda leaf: leaf[-1], infos)
+
+
+def _run_jit(opt, game, steps):
+    return jax.jit(lambda px, py: _scan(opt, game, steps, px, py))(X0, Y0)
+
+
 @pytest.mark.parametrize("kind", ["zero_sum", "general_sum"])
-@pytest.mark.parametrize(
-    "name,hp,closed_form,cf_args", CLOSED_FORM_CASES, ids=lambda v: v if isinstance(v, str) else ""
-)
+@pytest.mark.parametrize("name,hp,closed_form,cf_args", CLOSED_FORM_CASES)
 def test_steps_match_closed_form(x64, kind, name, hp, closed_form, cf_args):
     game, m, c = _linear_game(kind)
     opt = optimizers.create(name, **hp)
     # Three steps: OGDA's memory and AltGD's inner loop both matter after the first.
-    px, py, info = jax.jit(lambda px, py: _run(opt, game, 3, px, py))(X0, Y0)
+    px, py, info = _run_jit(opt, game, 3)
     np.testing.assert_allclose(
         np.concatenate([_vec(px), _vec(py)]), closed_form(m, c, 3, **cf_args), rtol=1e-12
     )
@@ -161,7 +179,8 @@ def test_steps_match_closed_form(x64, kind, name, hp, closed_form, cf_args):
 def test_simgd_sgd_is_exactly_gradient_step(x64):
     game, m, c = _linear_game("general_sum")
     opt = optimizers.create("simgd", transform_x=SGD_X, transform_y=SGD_Y)
-    px, py, _, info = opt.update(game, X0, Y0, opt.init(X0, Y0))
+    # Eagerly: under jit XLA may fuse x - lr*g into one multiply-add (one rounding less).
+    px, py, info = _run(opt, game, 1)
     grads = gradients(game, X0, Y0)
     jax.tree.map(lambda p, p0, gr: np.testing.assert_array_equal(p, p0 - LR_X * gr),
                  px, X0, grads.grad_x)
@@ -205,13 +224,25 @@ def test_altgd_substeps_and_updated_discriminator(x64, kind, order):
     assert info["grad_evals"] == n_disc + 1
 
 
+def test_altgd_traces_one_discriminator_step_whatever_n_disc():
+    game, _, _ = _linear_game("general_sum")
+
+    def n_equations(n_disc):
+        opt = optimizers.create("altgd", transform_x=SGD_X, transform_y=SGD_Y, n_disc=n_disc)
+        update = lambda px, py, s: opt.update(game, px, py, s)
+        jaxpr = jax.make_jaxpr(update)(X0, Y0, opt.init(X0, Y0))
+        return sum(1 for _ in jaxpr.eqns)
+
+    assert n_equations(1) == n_equations(10)
+
+
 def test_extragradient_uses_substeps_0_and_1(x64):
     scales = jnp.array([1.0, -2.0])
     base, m, c = _linear_game("general_sum", scale=lambda: 10.0)
     game = Game(base.losses, False,
                 substep=lambda i: _linear_game("general_sum", scale=lambda: scales[i])[0])
     opt = optimizers.create("extragradient", lr_x=LR_X, lr_y=LR_Y)
-    px, py, _, info = opt.update(game, X0, Y0, opt.init(X0, Y0))
+    px, py, info = _run_jit(opt, game, 1)
     z, eta = _z0(), _eta(LR_X, LR_Y)
     mid = z - eta * (m @ z + float(scales[0]) * c)
     expected = z - eta * (m @ mid + float(scales[1]) * c)
@@ -225,7 +256,7 @@ def test_adam_specs_match_optax_adam(x64, name):
     spec_x = {"name": "adam", "lr": 1e-2, "b1": 0.5, "b2": 0.9}
     spec_y = {"name": "adam", "lr": 3e-2, "b1": 0.0, "b2": 0.99, "eps": 1e-6}
     opt = optimizers.create(name, transform_x=spec_x, transform_y=spec_y)
-    px, py, _ = _run(opt, game, 4)
+    px, py, _ = _run_jit(opt, game, 4)
 
     adam_x, adam_y = optax.adam(1e-2, b1=0.5, b2=0.9), optax.adam(3e-2, b1=0.0, b2=0.99, eps=1e-6)
     x, y = jnp.asarray(_vec(X0)), jnp.asarray(_vec(Y0))
@@ -265,12 +296,13 @@ def test_jit_vmap_over_learning_rates_matches_separate_runs(x64, name):
     lrs = jnp.array([0.01, 0.03, 0.1, 0.2])
 
     def run(lr):
-        px, py, info = _run(SWEEPABLE[name](lr), game, 3)
+        px, py, info = _scan(SWEEPABLE[name](lr), game, 3)
         return px, py, info["update_norm_x"]
 
     batched = jax.jit(jax.vmap(run))(lrs)
-    for k, lr in enumerate(lrs.tolist()):
-        single = run(lr)
+    run_one = jax.jit(run)
+    for k, lr in enumerate(lrs):
+        single = run_one(lr)
         jax.tree.map(lambda b, s: np.testing.assert_allclose(b[k], s, rtol=1e-12, atol=1e-14),
                      batched, single)
 
@@ -307,18 +339,22 @@ def test_bilinear_simgd_grows_others_contract(x64, name):
         assert r < 0.65 * r0
     if name in BILINEAR_RATE:
         np.testing.assert_allclose(r, r0 * BILINEAR_RATE[name] ** 100, rtol=1e-10)
+    if name == "ogda":  # z_{t+1} = z_t - η(2 J z_t - J z_{t-1}), z_{-1} = z_0
+        jac, z, prev = np.array([[0.0, 1.0], [-1.0, 0.0]]), np.array([0.5, 0.5]), None
+        for _ in range(100):
+            z, prev = z - 0.1 * (2 * jac @ z - jac @ (z if prev is None else prev)), z
+        np.testing.assert_allclose(r, np.linalg.norm(z), rtol=1e-10)
 
 
 def test_sga_alignment_chooses_sign(x64):
     """align_eps dominating the product forces sign +1 or -1: SGA with ±λ."""
     game, _, _ = _linear_game("general_sum")
     base = dict(lr_x=LR_X, lr_y=LR_Y)
-    plus = _run(optimizers.create("sga", lam=0.8, **base), game, 1)[:2]
-    minus = _run(optimizers.create("sga", lam=-0.8, **base), game, 1)[:2]
-    aligned_plus = _run(optimizers.create("sga", lam=0.8, align=True, align_eps=1e6, **base),
-                        game, 1)[:2]
-    aligned_minus = _run(optimizers.create("sga", lam=0.8, align=True, align_eps=-1e6, **base),
-                         game, 1)[:2]
+    step = jax.jit(lambda lam, eps, align: _run(
+        optimizers.create("sga", lam=lam, align=align, align_eps=eps, **base), game, 1, X0, Y0)[:2],
+        static_argnums=2)
+    plus, minus = step(0.8, 0.0, False), step(-0.8, 0.0, False)
+    aligned_plus, aligned_minus = step(0.8, 1e6, True), step(0.8, -1e6, True)
     jax.tree.map(np.testing.assert_array_equal, aligned_plus, plus)
     jax.tree.map(np.testing.assert_array_equal, aligned_minus, minus)
     assert not np.allclose(_vec(plus[0]), _vec(minus[0]))

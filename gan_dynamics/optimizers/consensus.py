@@ -6,9 +6,9 @@ the gradient field, L(z) = ½‖ξ(z)‖², which every player agrees to decreas
 
     z_{t+1} = z_t - η (ξ(z_t) + γ ∇L(z_t)),     ∇L = Jᵀ ξ,
 
-with ξ = (∇x f, ∇y g), J its Jacobian (Mescheder et al. 2017, Eq. 8, written for players
-that minimise their losses) and η = (lr_x, lr_y) per player. `Jᵀξ` is one vector-Jacobian
-product through the gradient map: no Hessian is formed.
+with ξ = (∇x f, ∇y g), J its Jacobian and η = (lr_x, lr_y) per player (Mescheder et al.
+2017, Alg. 1, there written for players that ascend their payoffs). `Jᵀξ` is one
+vector-Jacobian product through the gradient map: no Hessian is formed.
 
 Cost: one gradient and one VJP through it (`grad_evals = 2`). Info: losses, gradients ξ
 and aux at z_t; parameter norms after the step.

@@ -1,14 +1,15 @@
 """Simultaneous gradient descent (SimGD): both players step from the same point.
 
 Each player follows its own gradient of its own loss, the *simultaneous gradient field*
-`ξ(x, y) = (∇x f, ∇y g)` (Mescheder et al. 2017, Eq. 2; Balduzzi et al. 2018, Sec. 2),
+`ξ(x, y) = (∇x f, ∇y g)` (Mescheder et al. 2017, Sec. 3; Balduzzi et al. 2018, Sec. 2),
 through its own optax transform (SGD, Adam, RMSProp; `transforms.make_transform`):
 
     (Δx, s_x) = T_x(∇x f(x_t, y_t), s_x),   (Δy, s_y) = T_y(∇y g(x_t, y_t), s_y),
     x_{t+1} = x_t + Δx,   y_{t+1} = y_t + Δy.
 
 With SGD this is gradient descent-ascent `z_{t+1} = z_t - η ξ(z_t)`, which spirals out on
-bilinear games (Schaefer & Anandkumar 2019, Sec. 2; Mescheder et al. 2018, Dirac-GAN).
+bilinear games by the factor sqrt(1 + η²) per step on `f = xy` (Schaefer & Anandkumar
+2019; DESIGN.md Sec. 9) and on the Dirac-GAN (Mescheder et al. 2018).
 
 This module also holds what the other first-order game optimizers share: the gradient
 field as a differentiable function (`gradient_field`; consensus optimisation and SGA
@@ -54,7 +55,8 @@ def player_transform(
             f"{optimizer} needs {argument}, the player's optax transform spec, "
             f"e.g. {argument}={_SPEC_EXAMPLE} or {{'name': 'sgd', 'lr': 0.01}}."
         )
-    if not isinstance(spec, Mapping):
+    # Duck-typed so that a config's ConfigDict works as well as a dict.
+    if not callable(getattr(spec, "keys", None)):
         raise ValueError(
             f"{optimizer}: {argument} must be a dict spec such as {_SPEC_EXAMPLE}, "
             f"got {spec!r}."
@@ -87,7 +89,7 @@ def gradient_field(game: Game) -> Callable[[Params, Params], tuple[tuple[Params,
     """ξ: `(x, y) -> ((∇x f, ∇y g), (f, g, aux))`, differentiable with jvp/vjp/linearize.
 
     The Jacobian of ξ is the game Jacobian J = [[Dxx f, Dxy f], [Dyx g, Dyy g]] of
-    Balduzzi et al. 2018 (Eq. 3); aux passes through as a constant.
+    Balduzzi et al. 2018 (Sec. 2); aux passes through as a constant.
     """
 
     def field(params_x, params_y):
