@@ -12,8 +12,9 @@ Hyperparameters may be traced arrays, so that `jax.vmap` over learning rates com
 once; factories therefore never branch in Python on a hyperparameter's value.
 
 Cost convention (`info["grad_evals"]`): one gradient evaluation of both players' losses
-counts 1, and each mixed second-derivative product (one JVP or its transpose through the
-gradient) counts 1. It is the "gradient-equivalent" column of every results table.
+counts 1, one gradient of a single player's loss also counts 1 (in a GAN it needs the same
+forward and reverse pass), and each mixed second-derivative product (one JVP or its
+transpose through the gradient) counts 1. It is the "gradient-equivalent" column of every results table.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 SimGD, AltGD and the other first-order game optimizers give each player its own optax
 transform, so published baselines are exact (WGAN-GP: Adam lr 1e-4, betas (0.5, 0.9);
 Gulrajani et al. 2017, Alg. 1). A spec is a mapping such as
-`{"name": "adam", "lr": 1e-4, "b1": 0.5, "b2": 0.9}`; `lr` may be a traced array.
+`{"name": "adam", "lr": 1e-4, "b1": 0.5, "b2": 0.9}`. Every value may be a traced array
+(momentum too: leave it out, not 0, for plain SGD, so no Python branch sees its value).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import Any, Callable, Mapping
 import optax
 
 _BUILDERS: dict[str, Callable[..., optax.GradientTransformation]] = {
-    "sgd": lambda lr, momentum=0.0, nesterov=False: optax.sgd(lr, momentum or None, nesterov),
+    "sgd": lambda lr, momentum=None, nesterov=False: optax.sgd(lr, momentum, nesterov),
     "adam": lambda lr, b1=0.9, b2=0.999, eps=1e-8: optax.adam(lr, b1=b1, b2=b2, eps=eps),
-    "rmsprop": lambda lr, decay=0.9, eps=1e-8, momentum=0.0: optax.rmsprop(
-        lr, decay=decay, eps=eps, momentum=momentum or None
+    "rmsprop": lambda lr, decay=0.9, eps=1e-8, momentum=None: optax.rmsprop(
+        lr, decay=decay, eps=eps, momentum=momentum
     ),
 }
 
