@@ -9,7 +9,7 @@ With discriminator logits D, σ the sigmoid, x real data and G(z) generated data
   `f = -E log σ(D(G(z)))` (general-sum).
 - "wgan" (Arjovsky et al. 2017, Eq. 3; Fedus et al., Sec. 2.2): `g = E D(G(z)) - E D(x)`,
   `f = -g` (zero-sum). Weight clipping is a projection, `penalties.clip_weights`.
-- "hinge" (Lim & Ye 2017; Miyato et al. 2018, Eq. 16-17):
+- "hinge" (Lim & Ye 2017; Miyato et al. 2018):
   `g = E relu(1 - D(x)) + E relu(1 + D(G(z)))`, `f = -E D(G(z))` (general-sum).
 
 log σ and log(1 - σ) are computed as -softplus(-t) and -softplus(t), finite for any logit.

@@ -3,14 +3,15 @@
 Every penalty is added to the discriminator's loss g only, which makes any GAN game
 general-sum (Fedus et al. 2018, Sec. 2.3; DESIGN.md Sec. 5). With critic logits D:
 
-- interpolation penalty (WGAN-GP, Gulrajani et al. 2017, Eq. 3; GAN-GP of Fedus et al.
-  when paired with the non-saturating loss): `λ E (‖∇x̂ D(x̂)‖ - 1)²` at
+- interpolation penalty (WGAN-GP, Gulrajani et al. 2017, Eq. 3; Fedus et al., Eq. 7;
+  GAN-GP when paired with the non-saturating loss): `λ E (‖∇x̂ D(x̂)‖ - 1)²` at
   `x̂ = ε x + (1-ε) G(z)`, ε ~ U[0, 1] per example; one-sided variant `λ E max(0, ‖∇‖-1)²`.
-- DRAGAN (Kodali et al. 2017, Eq. 4; DRAGAN-NS of Fedus et al. with the NS loss): the
-  same penalty at perturbed real data `x + δ`, `δ = c · std(x) · u`. The reference
-  implementations (Kodali's DRAGAN code, compare_gan used by Fedus et al.) take std as
-  one scalar over every entry of the batch and u uniform; the paper writes u Gaussian.
-  Both laws and a per-feature std are options.
+- DRAGAN (Kodali et al. 2017; DRAGAN-NS of Fedus et al. with the NS loss): the
+  same penalty at perturbed real data `x + δ`, `δ = c · std(x) · u`. The public reference
+  code (Kodali et al.'s DRAGAN; google/compare_gan's `dragan_penalty`, c = 0.5) takes std
+  as one scalar over every entry of the batch and u uniform; the paper writes δ Gaussian.
+  Both laws and a per-feature std are options. compare_gan also clips x + δ to its data
+  range [0, 1]; we do not clip (Fedus et al. scale data to [-1, 1]).
 - R1 / R2 (Mescheder et al. 2018, Eq. 9 and 10): `γ/2 E ‖∇x D(x)‖²` on real / generated data.
 - Weight clipping (Arjovsky et al. 2017, Algorithm 1) is not a loss: it is a projection of
   the critic's parameters onto the box [-c, c] applied after each discriminator step
@@ -29,7 +30,8 @@ Square roots: `‖v‖ = sqrt(Σ v² + norm_eps)`. Without `norm_eps` the penalt
 0/0 wherever ∇D = 0 exactly (a critic with zero last layer, the Dirac-GAN at ψ = 0), and
 competitive optimizers differentiate the penalty's gradient once more. The default 1e-10
 is tf-gan's choice; it changes the penalty by about λ·norm_eps/(2‖∇D‖) and keeps it twice
-differentiable everywhere. R1/R2 use the squared norm and need no square root.
+differentiable everywhere (compare_gan uses 1e-4). R1/R2 use the squared norm and need no
+square root.
 """
 
 from __future__ import annotations
@@ -291,4 +293,6 @@ def _check_nonnegative(name: str, value: Any) -> None:
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"Penalty option {name}={value!r} is unknown; choose one of {list(choices)}.")
+        raise ValueError(
+            f"Penalty option {name}={value!r} is unknown; choose one of {list(choices)}."
+        )

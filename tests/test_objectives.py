@@ -157,7 +157,8 @@ def test_gradients_and_mixed_blocks_match_dense_derivatives(x64, model):
     game = game_for(model, real, z, key)
     f_g = hand_f_g(model, key, real, z)
     u = jax.tree.map(lambda a: jnp.cos(jnp.arange(a.size, dtype=a.dtype)).reshape(a.shape), px)
-    v = jax.tree.map(lambda a: jnp.sin(1.0 + jnp.arange(a.size, dtype=a.dtype)).reshape(a.shape), py)
+    v = jax.tree.map(lambda a: jnp.sin(jnp.arange(1, a.size + 1, dtype=a.dtype)).reshape(a.shape),
+                     py)
 
     @jax.jit
     def got_and_reference(px, py):
