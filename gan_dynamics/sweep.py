@@ -47,7 +47,10 @@ def seed_mesh(num_devices: int = 0) -> Mesh:
     if not 1 <= n <= available:
         raise ValueError(f"num_devices={num_devices} but {available} devices are visible; "
                          "use 0 for all of them.")
-    return jax.make_mesh((n,), (SEED_AXIS,), devices=jax.devices()[:n])
+    # Auto axes: XLA propagates the seed sharding through the vmapped program. (Explicit
+    # axes, make_mesh's default, make every scatter inside the solvers name its sharding.)
+    return jax.make_mesh((n,), (SEED_AXIS,), devices=jax.devices()[:n],
+                         axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def compile_sweep(train: Callable, mesh: Mesh, over_lr: bool) -> Callable:

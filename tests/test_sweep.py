@@ -1,0 +1,102 @@
+"""Seeds x lr / d sweeps: equal to single runs, the same on 8 devices as on 1."""
+
+import json
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from experiments import sweep_manifold_lr  # noqa: E402
+from gan_dynamics import sweep, synthetic_run  # noqa: E402
+
+LRS = (1e-3, 2e-2)
+
+
+def tiny_sweep_config(**overrides):
+    config = sweep_manifold_lr.get_config()
+    config.update({**dict(dim=3, hidden=4, batch=4, steps=4, log_every=2, models="ns",
+                          run_optimizers="altgd", num_seeds=3, chunk_seeds=2), **overrides})
+    config.optimizers.altgd.lrs = LRS
+    config.optimizers.altgd.n_disc = 2
+    return config
+
+
+@pytest.fixture(scope="module")
+def cell():
+    config = tiny_sweep_config()
+    return config, sweep.cell_config(config, "ns", "altgd")
+
+
+def test_sweep_cell_equals_the_single_run(cell):
+    config, cell_config = cell
+    values, reference, axes = sweep.sweep_cell(config, "ns", "altgd", sweep.seed_mesh(1))
+    assert values.shape == (3, len(LRS), 3, len(synthetic_run.METRICS))
+    assert axes["values"] == ["seed", "lr", "time", "metric"]
+    single = jax.jit(synthetic_run.make_train(cell_config))
+    for seed in range(3):  # seed 2 ran in a padded chunk
+        for j, lr in enumerate(LRS):
+            result = single(synthetic_run.seed_key(config.seed, seed), jnp.float32(lr))
+            expected = np.stack([result.metrics[m] for m in synthetic_run.METRICS], -1)
+            np.testing.assert_allclose(values[seed, j], expected, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(
+                reference[seed, j], [result.reference[m] for m in synthetic_run.ERROR_METRICS],
+                rtol=1e-6)
+    # Different seeds are different runs.
+    assert not np.allclose(values[0, :, -1], values[1, :, -1])
+
+
+def test_sixteen_seeds_on_eight_devices_equal_one_device(cell):
+    assert jax.device_count() == 8, "tests/conftest.py provides 8 fake CPU devices"
+    _, cell_config = cell
+    train = synthetic_run.make_train(cell_config)
+    lrs = jnp.asarray(LRS, jnp.float32)
+    results = {}
+    for devices in (1, 8):
+        mesh = sweep.seed_mesh(devices)
+        fn = sweep.compile_sweep(train, mesh, over_lr=True)
+        keys = jax.vmap(lambda i: synthetic_run.seed_key(0, i))(jnp.arange(16))
+        out = fn(jax.device_put(keys, jax.sharding.NamedSharding(mesh, jax.P("seeds"))), lrs)
+        assert len(out.metrics["w2"].sharding.device_set) == devices
+        results[devices] = jax.device_get(out)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                 results[1], results[8])
+
+
+def test_runner_writes_named_arrays_and_summary(tmp_path):
+    config = tiny_sweep_config(num_seeds=2, sweep="dim", dims=(2, 3))
+    config.optimizers.altgd.lr = 1e-2
+    summary = sweep.run(config, str(tmp_path))
+    arrays = np.load(tmp_path / "ns__altgd.npz")
+    with open(tmp_path / "ns__altgd.json") as f:
+        axes = json.load(f)
+    assert arrays["values"].shape == (2, 2, 3, len(synthetic_run.METRICS))
+    assert arrays["reference"].shape == (2, 2, len(synthetic_run.ERROR_METRICS))
+    assert axes["values"] == ["seed", "dim", "time", "metric"]
+    assert axes["coords"]["dim"] == [2, 3] and axes["coords"]["time"] == [0, 2, 4]
+    rows = summary["cells"]["ns__altgd"]["rows"]
+    assert [row["dim"] for row in rows] == [2, 3]
+    final = arrays["values"][:, 0, -1, axes["coords"]["metric"].index("param_error")]
+    assert rows[0]["param_error"]["mean"] == pytest.approx(float(final.mean()), rel=1e-6)
+    assert (tmp_path / "summary.json").exists()
+
+
+def test_bootstrap_interval_covers_the_mean_and_skips_nonfinite():
+    values = np.concatenate([np.random.default_rng(0).normal(2.0, 1.0, 400), [np.nan, np.inf]])
+    mean, low, high = sweep.bootstrap_mean_ci(values)
+    assert low < mean < high and abs(mean - 2.0) < 0.15 and 0.1 < high - low < 0.3
+    assert sweep.summarise(values)["nonfinite_fraction"] == pytest.approx(2 / 402)
+
+
+def test_sweep_config_errors_are_caught_before_compiling():
+    config = tiny_sweep_config(run_optimizers="altgd,sga")
+    with pytest.raises(ValueError, match="only sets"):
+        sweep.validate(config)
+    config = tiny_sweep_config(sweep="width")
+    with pytest.raises(ValueError, match="sweep"):
+        sweep.validate(config)

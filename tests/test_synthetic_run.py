@@ -1,0 +1,82 @@
+"""The synthetic manifold runner: one scanned run, its outputs and its config checks."""
+
+import json
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from experiments import synthetic_manifold  # noqa: E402
+from gan_dynamics import synthetic_run  # noqa: E402
+
+
+def tiny_config(**overrides):
+    config = synthetic_manifold.get_config()
+    config.update(dict(dim=3, hidden=4, batch=4, steps=4, log_every=2, **overrides))
+    config.optimizer.n_disc = 2
+    return config
+
+
+def test_run_writes_results_metrics_and_snapshots(tmp_path):
+    config = tiny_config(parallel_offset=3.0)
+    summary = synthetic_run.run(config, str(tmp_path))
+    for name in ("results.json", "metrics.npz", "snapshots.png"):
+        assert os.path.getsize(tmp_path / name) > 0
+    with open(tmp_path / "results.json") as f:
+        saved = json.load(f)
+    # Parallel lines at distance 3 with equal directions: only the means differ.
+    assert saved["initial"]["param_error"] == pytest.approx(9.0, rel=1e-5)
+    assert saved["initial"]["w2"] == pytest.approx(9.0, rel=1e-5)
+    assert saved["n_disc"] == 2 and summary["finite"]
+    metrics = np.load(tmp_path / "metrics.npz")
+    np.testing.assert_array_equal(metrics["step"], [0, 2, 4])
+    # AltGD: n_disc discriminator gradients + 1 generator gradient per step.
+    np.testing.assert_array_equal(metrics["grad_evals"], [0, 6, 12])
+
+
+def test_learning_rate_is_traced_and_moves_the_generator():
+    train = jax.jit(synthetic_run.make_train(tiny_config(init="random")))
+    key = synthetic_run.seed_key(0, 0)
+    frozen = train(key, jnp.float32(0.0)).metrics["param_error"]
+    moving = train(key, jnp.float32(0.05)).metrics["param_error"]
+    np.testing.assert_allclose(frozen, frozen[0], rtol=1e-6)
+    assert not np.allclose(moving[1:], moving[0])
+    assert train._cache_size() == 1  # one program for every learning rate
+
+
+@pytest.mark.parametrize("name,expected", [("cgd", "lr_x"), ("altgd", "transform_x")])
+def test_optimizer_gets_the_learning_rate_where_it_takes_it(name, expected, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(synthetic_run, "create_optimizer",
+                        lambda n, **hp: seen.update(hp) or ("stub", n))
+    config = tiny_config()
+    config.optimizer.name = name
+    synthetic_run.make_optimizer(config.optimizer, 0.125)
+    value = seen[expected]
+    assert (value["lr"] if isinstance(value, dict) else value) == 0.125
+    assert ("n_disc" in seen) == (name == "altgd")
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("init", "diagonal", "init"),
+    ("steps", 5, "multiple"),
+    ("model", "lsgan", "Unknown GAN model"),
+    ("weight_clip", -1.0, "weight_clip"),
+])
+def test_bad_config_fails_before_compiling(field, value, match):
+    config = tiny_config()
+    config[field] = value
+    with pytest.raises(ValueError, match=match):
+        synthetic_run.make_train(config)
+
+
+def test_quick_settings_apply_only_when_asked():
+    config = synthetic_manifold.get_config()
+    assert synthetic_run.resolve(config).steps == 200_000
+    config.quick = True
+    assert synthetic_run.resolve(config).steps == config.quick_settings.steps
