@@ -10,7 +10,8 @@ trajectories.png (the paths in the (x, y) plane).
     python experiments/run.py --config=experiments/bilinear.py --workdir=runs/bilinear
     python experiments/run.py --config=experiments/bilinear.py --config.game.alpha=3
 
-Runtime: ~10 s on a CPU (mostly compilation, one per optimizer); the same on a GPU.
+Runtime: ~45 s on a 2-core CPU (measured, mostly compilation: one per optimizer);
+GPU not measured (scalar game, latency-bound: expect no speed-up).
 """
 
 from gan_dynamics.toy_run import default_config, sgd_players

@@ -14,8 +14,8 @@ grad-evals column is their x-axis (forward passes, mixed products included). ACG
     python experiments/run.py --config=experiments/covariance.py --workdir=runs/covariance
     python experiments/run.py --config=experiments/covariance.py --config.steps=5000
 
-Runtime: ~2 min on a CPU (one compilation per entry, 2000 steps each); GPU not faster
-(d = 20 is latency-bound).
+Runtime: ~75 s on a 2-core CPU (measured; one compilation per entry, 2000 steps
+each); GPU not measured (d = 20 is latency-bound: expect no speed-up).
 """
 
 from gan_dynamics.toy_run import default_config, sgd_players

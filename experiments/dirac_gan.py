@@ -12,7 +12,8 @@ trajectories.png (the paths in the (θ, ψ) plane, Mescheder et al.'s Fig. 2/3 v
     python experiments/run.py --config=experiments/dirac_gan.py --workdir=runs/dirac_gan
     python experiments/run.py --config=experiments/dirac_gan.py --config.game.loss=wgan
 
-Runtime: ~20 s on a CPU (compilation, one per entry); the same on a GPU.
+Runtime: ~25 s on a 2-core CPU (measured, mostly compilation: one per entry);
+GPU not measured (scalar game, latency-bound: expect no speed-up).
 """
 
 from ml_collections import config_dict

@@ -10,7 +10,8 @@ size for comparison. Start x0 = y0 = 0.5, 200 steps.
 
     python experiments/run.py --config=experiments/icr_quadratic.py --workdir=runs/icr_quadratic
 
-Runtime: ~15 s on a CPU (compilation, one per optimizer entry); the same on a GPU.
+Runtime: ~30 s on a 2-core CPU (measured, mostly compilation: one per entry);
+GPU not measured (scalar game, latency-bound: expect no speed-up).
 """
 
 from gan_dynamics.toy_run import default_config, sgd_players

@@ -38,7 +38,6 @@ import ml_collections
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.flatten_util import ravel_pytree
 
 from gan_dynamics import optimizers, toy_games
 from gan_dynamics.game import Params
@@ -195,8 +194,18 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _size(tree: Params) -> int:
+    return sum(np.size(leaf) for leaf in jax.tree.leaves(tree))
+
+
 def _is_plane(params_x: Params, params_y: Params) -> bool:
-    return ravel_pytree(params_x)[0].size == 1 and ravel_pytree(params_y)[0].size == 1
+    return _size(params_x) == 1 and _size(params_y) == 1
+
+
+def _path(stacked: Params) -> np.ndarray:
+    """The one coordinate of a plane game's player at every step (numpy: no float32 cast)."""
+    leaf = np.asarray(jax.tree.leaves(stacked)[0])
+    return leaf.reshape(leaf.shape[0], -1)[:, 0]
 
 
 def _plots(workdir: str, trajectories: dict[str, Trajectory], config) -> list[str]:
@@ -224,11 +233,9 @@ def _plots(workdir: str, trajectories: dict[str, Trajectory], config) -> list[st
         fig, ax = plt.subplots(figsize=(5, 5))
         radius = float(config.plot_radius)
         for name, traj in trajectories.items():
-            x = np.ravel(np.asarray(ravel_pytree(traj.params_x)[0]))
-            y = np.ravel(np.asarray(ravel_pytree(traj.params_y)[0]))
-            ax.plot(x, y, lw=1, label=name)
+            ax.plot(_path(traj.params_x), _path(traj.params_y), lw=1, label=name)
         ax.plot([0], [0], "k*", label="equilibrium")
-        start = (float(np.ravel(start_x)[0]), float(np.ravel(start_y)[0]))
+        start = (float(_path(first.params_x)[0]), float(_path(first.params_y)[0]))
         ax.plot([start[0]], [start[1]], "ko", ms=4, label="start")
         if radius <= 0:
             radius = 2.0 * float(np.hypot(*start))
@@ -267,8 +274,8 @@ def run(config, workdir: str) -> dict[str, dict[str, Any]]:
             arrays[f"{name}/distance"] = np.asarray(traj.distance)
             arrays[f"{name}/grad_evals"] = np.cumsum(np.asarray(traj.info["grad_evals"]))
             if _is_plane(px, py):
-                arrays[f"{name}/x"] = np.ravel(np.asarray(traj.params_x))
-                arrays[f"{name}/y"] = np.ravel(np.asarray(traj.params_y))
+                arrays[f"{name}/x"] = _path(traj.params_x)
+                arrays[f"{name}/y"] = _path(traj.params_y)
 
     print(f"{config.game.name} {_plain(config.game)}: {config.steps} steps, "
           f"{'float64' if config.x64 else 'float32'}")
