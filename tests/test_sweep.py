@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from experiments import sweep_manifold_lr  # noqa: E402
+from experiments import plots, sweep_manifold_lr  # noqa: E402
 from gan_dynamics import sweep, synthetic_run  # noqa: E402
 
 LRS = (1e-3, 2e-2)
@@ -83,7 +83,8 @@ def test_runner_writes_named_arrays_and_summary(tmp_path):
     assert [row["dim"] for row in rows] == [2, 3]
     final = arrays["values"][:, 0, -1, axes["coords"]["metric"].index("param_error")]
     assert rows[0]["param_error"]["mean"] == pytest.approx(float(final.mean()), rel=1e-6)
-    assert (tmp_path / "summary.json").exists()
+    png = plots.plot_sweep(str(tmp_path), "w2")
+    assert os.path.getsize(png) > 0
 
 
 def test_bootstrap_interval_covers_the_mean_and_skips_nonfinite():
