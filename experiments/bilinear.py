@@ -1,7 +1,7 @@
 """Bilinear game f = α·x·y: CGD contracts, SimGD spirals out, AltGD cycles.
 
 Reproduces the bilinear example of Schaefer & Anandkumar 2019 (Competitive gradient
-descent, Sec. 4, Fig. 2 setting): η = 0.2, x0 = y0 = 0.5, 50 steps. CGD multiplies
+descent, bilinear experiment): η = 0.2, x0 = y0 = 0.5, 50 steps. CGD multiplies
 ‖(x, y)‖ by exactly (1 + η²α²)^-½ per step (‖z‖ = 0.26525, 3.2435e-4, 1.4613e-10 after
 50 steps for α = 1, 3, 6); SimGD by (1 + η²α²)^½ (1.885, 1542, 3.42e9); AltGD (SGD, one
 discriminator step) stays on a bounded orbit. Writes results.json, distance.png and

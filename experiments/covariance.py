@@ -1,4 +1,4 @@
-"""Covariance estimation game (Schaefer & Anandkumar 2019, Sec. 4; Daskalakis et al. 2018).
+"""Covariance estimation game (Schaefer & Anandkumar 2019; Daskalakis et al. 2018).
 
 Noiseless WGAN for a covariance: generator x = V (d x d, samples Vz), critic
 y = W (d x d, D(x) = xᵀWx), f(V, W) = ⟨W, Σ - VVᵀ⟩, V minimises, W maximises; Σ = UUᵀ

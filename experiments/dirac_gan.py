@@ -1,4 +1,4 @@
-"""Dirac-GAN (Mescheder, Geiger & Nowozin 2018, Sec. 2.2 and Fig. 1-3).
+"""Dirac-GAN (Mescheder, Geiger & Nowozin 2018, Sec. 2.2).
 
 Data at 0, generator at θ, discriminator D(x) = ψx, standard GAN loss
 L(θ, ψ) = φ(ψθ) + φ(0), φ(t) = -log(1 + e^{-t}); start (θ, ψ) = (1, 1), step size 0.1.
@@ -7,7 +7,7 @@ is a centre, SimGD's eigenvalues have modulus (1 + h²/4)^½ > 1), alternating g
 descent cycles on a bounded orbit without converging, and the R1 penalty γ/2 ψ² makes
 both converge (γ = 0.3: a stable focus; γ = 1 is the critical damping 2φ'(0)). CGD and
 ACGD on the unpenalised game for comparison. Writes results.json, distance.png and
-trajectories.png (the paths in the (θ, ψ) plane, Mescheder et al.'s Fig. 2/3 view).
+trajectories.png (the paths in the (θ, ψ) plane, as Mescheder et al. draw them).
 
     python experiments/run.py --config=experiments/dirac_gan.py --workdir=runs/dirac_gan
     python experiments/run.py --config=experiments/dirac_gan.py --config.game.loss=wgan

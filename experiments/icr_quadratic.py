@@ -1,7 +1,7 @@
 """ICR quadratic game min_x max_y x² + 10xy + y²: the step-size ratio decides SimGD.
 
 Reproduces the strongly coupled quadratic example of Schaefer, Zheng & Anandkumar 2020
-(Implicit competitive regularization in GANs, Sec. 3): SimGD with step sizes
+(Implicit competitive regularization in GANs): SimGD with step sizes
 (η_x, η_y) = (0.09, 0.01) converges, (0.03, 0.03) spirals out slowly and (0.01, 0.09)
 diverges. SimGD's update is linear here, I - diag(η) J with J = [[2, 10], [-10, -2]]
 (rows: ∇x f, ∇y(-f)); its spectral radius is 0.9625, 1.0423 and 1.1164 for the three

@@ -7,19 +7,19 @@ update can be formed densely (`field_jacobian`, `simgd_matrix`, `update_jacobian
 its spectral radius compared with the observed per-step rate.
 
 - `bilinear`: f = α xᵀy, x minimises, y maximises; equilibrium 0. SimGD multiplies ‖z‖
-  by (1+η²α²)^½ per step, CGD by (1+η²α²)^-½ (Schaefer & Anandkumar 2019, Sec. 4).
+  by (1+η²α²)^½ per step, CGD by (1+η²α²)^-½ (Schaefer & Anandkumar 2019, experiments).
 - `icr_quadratic`: f = a x² + b xy + c y² (default x² + 10xy + y²), x min, y max; the
   strongly coupled example of Schaefer, Zheng & Anandkumar 2020 (ICR), where SimGD
   converges or diverges depending on the ratio of the two step sizes.
 - `dirac_gan`: Mescheder, Geiger & Nowozin 2018, Sec. 2.2: data at 0, generator at θ,
   discriminator D(x) = ψx, L(θ, ψ) = φ(ψθ) + φ(0) with φ(t) = -log(1 + e^{-t}) (their
   Eq. 1 specialised; their D is positive on fakes). θ = x minimises L, ψ = y maximises
-  it, i.e. minimises g = -L; the R1 penalty (their Eq. 9) adds γ/2 ψ² to g (general-sum).
+  it, i.e. minimises g = -L; their R1 penalty adds γ/2 ψ² to g (general-sum).
   Equilibrium (0, 0). The linearisation there is [[0, -φ'(0)], [φ'(0), -γ]] with
   φ'(0) = 1/2: a centre without penalty, a stable focus for 0 < γ < 1 and a stable node
   for γ >= 1 (the critical damping γ = 2φ'(0)).
 - `covariance`: learning a covariance with a linear generator and a quadratic critic
-  (Daskalakis et al. 2018, Sec. 3; Schaefer & Anandkumar 2019, Sec. 4), noiseless:
+  (Daskalakis et al. 2018; Schaefer & Anandkumar 2019, experiments), noiseless:
   f(V, W) = ⟨W, Σ - V Vᵀ⟩, V = x (generator) minimises, W = y (critic) maximises. This is
   the sign convention of the CGD authors' reference code (their first player W minimises
   ⟨W, VVᵀ - Σ⟩); ⟨W, VVᵀ - Σ⟩ with W maximising is the same game under W ↦ -W. Σ = UUᵀ,
