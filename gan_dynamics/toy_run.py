@@ -21,7 +21,7 @@ Config fields (see experiments/bilinear.py for a complete one):
     the optional key `game` overrides arguments of config.game for this entry only
     (the Dirac-GAN with an R1 penalty next to the one without).
   steps, seed (the start's key, used where the game's start is random), x64,
-  plot_plane, plot_radius (half-width of the plane plot; 0 picks it from the paths).
+  plot_plane, plot_radius (half-width of the plane plot; 0: twice the start's norm).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import time
 from typing import Any, NamedTuple
 
 import jax
-import ml_collections
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from jax import lax
 
