@@ -104,7 +104,9 @@ LOSSES = tuple(_LOSSES)
 def get_loss(name: str) -> AdversarialLoss:
     """The loss called `name` (one of `LOSSES`)."""
     if name not in _LOSSES:
-        raise ValueError(f"Unknown GAN loss {name!r}; choose one of {list(LOSSES)}.")
+        hint = (f" {name!r} is a model name: use fedus_model({name!r}) or make_gan_game_by_name."
+                if name in FEDUS_MODELS else "")
+        raise ValueError(f"Unknown GAN loss {name!r}; choose one of {list(LOSSES)}.{hint}")
     return _LOSSES[name]
 
 

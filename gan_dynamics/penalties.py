@@ -39,7 +39,6 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, NamedTuple, Optional
 
-import chex
 import jax
 import jax.numpy as jnp
 
@@ -122,7 +121,11 @@ def squared_gradient_penalty(
 
 def interpolates(key: PRNGKey, real: Array, fake: Array) -> Array:
     """`ε x + (1-ε) G(z)` with one ε ~ U[0, 1] per example (Gulrajani et al. 2017, Alg. 1)."""
-    chex.assert_equal_shape([real, fake])
+    if real.shape != fake.shape:
+        raise ValueError(
+            f"Interpolates need real and generated batches of one shape; got {real.shape} and "
+            f"{fake.shape}. Draw as many latent codes as real examples."
+        )
     eps = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1), real.dtype)
     return eps * real + (1.0 - eps) * fake
 

@@ -332,6 +332,8 @@ def test_errors():
     px, py, real, z, key = setup(jnp.float32)
     with pytest.raises(ValueError, match="choose one of"):
         objectives.get_loss("nonsaturating")
+    with pytest.raises(ValueError, match="is a model name"):
+        objectives.get_loss("wgan_gp")
     with pytest.raises(ValueError, match="choose one of"):
         objectives.fedus_model("dragan")
     with pytest.raises(ValueError, match="pass `key`"):
