@@ -276,11 +276,15 @@ def make_gan_game_by_name(
 ) -> Game:
     """`make_gan_game` for a Fedus et al. model name (e.g. "dragan_ns").
 
-    `penalty_options` go to `make_penalty` (e.g. `{"weight": 5.0}`); the model's weight
-    clip is not part of the game (the training step applies `penalties.clip_weights`).
+    `penalty_options` go to `make_penalty` (e.g. `{"weight": 5.0}`) and are unused by
+    models without a penalty, so that one config sweeps over model names. The model's
+    weight clip is not part of the game (the training step applies
+    `penalties.clip_weights`).
     """
     spec = fedus_model(model)
-    penalty = make_penalty(spec.penalty, **(penalty_options or {}))
+    penalty = None
+    if spec.penalty != "none":
+        penalty = make_penalty(spec.penalty, **(penalty_options or {}))
     return make_gan_game(
         spec.loss, generate, discriminate, real, z, key, penalty=penalty, **game_kwargs
     )

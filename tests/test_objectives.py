@@ -338,6 +338,9 @@ def test_errors():
         objectives.fedus_model("dragan")
     with pytest.raises(ValueError, match="pass `key`"):
         game_for("wgan_gp", real, z, None)
+    with pytest.raises(ValueError, match="does not take"):
+        game_for("gan_gp", real, z, key, penalty_options={"scale": 0.3})
+    assert game_for("ns", real, z, key, penalty_options={"weight": 5.0}).zero_sum is False
     wide = objectives.make_gan_game(
         "wgan", objectives.stateless(affine_generator),
         objectives.stateless(lambda p, x: jnp.ones((x.shape[0], 3))), real, z)
