@@ -140,12 +140,29 @@ def _penalty_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
     return options
 
 
-def make_train(config: ml_collections.ConfigDict,
-               record_generator: bool = False) -> Callable[[Array, Array], TrainResult]:
-    """A pure `train(key, lr)` running `config.steps` steps; jit/vmap it freely."""
+class RunState(NamedTuple):
+    """Everything a run carries from step to step (the data line is fixed per run)."""
+
+    params_x: synthetic_data.AffineGaussian
+    params_y: Any
+    opt_state: Any
+    data: synthetic_data.AffineGaussian
+    steps_key: Array
+
+
+class RunFns(NamedTuple):
+    """A run as pure pieces: `init(key, lr) -> (RunState, reference errors)` and
+    `step(state, t, lr) -> (state, info)`, the update of step number t."""
+
+    init: Callable[[Array, Array], tuple[RunState, dict[str, Array]]]
+    step: Callable[[RunState, Array, Array], tuple[RunState, dict[str, Array]]]
+
+
+def make_run_fns(config: ml_collections.ConfigDict) -> RunFns:
+    """The initialisation and the single training step of a run of `config`."""
     validate(config)
     dim, k, sigma = int(config.dim), int(config.latent_dim), float(config.sigma)
-    batch, steps, log_every = int(config.batch), int(config.steps), int(config.log_every)
+    batch = int(config.batch)
     dtype = jnp.dtype(config.get("dtype", "float32"))
     disc = models.MLPDiscriminator(int(config.hidden), param_dtype=dtype)
     generate = objectives.stateless(models.generate)
@@ -168,7 +185,7 @@ def make_train(config: ml_collections.ConfigDict,
             config.model, generate, discriminate, *batch_at(0),
             penalty_options=penalty_options, substep_batch=batch_at)
 
-    def train(key: Array, lr: Array) -> TrainResult:
+    def init(key: Array, lr: Array) -> tuple[RunState, dict[str, Array]]:
         key_data, key_gen, key_disc, key_ref, key_parallel, key_steps = jax.random.split(key, 6)
         data_line = jax.tree.map(lambda a: a.astype(dtype), synthetic_data.draw_affine_gaussian(
             key_data, dim, 1, config.mean_std, config.direction_std))
@@ -178,40 +195,58 @@ def make_train(config: ml_collections.ConfigDict,
         else:
             params_x = init_generator(key_gen)
         params_y = disc.init(key_disc, jnp.zeros((1, dim), dtype))["params"]
-        optimizer = make_optimizer(config.optimizer, lr)
-        opt_state = optimizer.init(params_x, params_y)
+        opt_state = make_optimizer(config.optimizer, lr).init(params_x, params_y)
+        reference = errors(init_generator(key_ref), data_line, sigma)
+        return RunState(params_x, params_y, opt_state, data_line, key_steps), reference
 
-        def one_step(carry, step):
-            px, py, state, sums = carry
-            px, py, state, info = optimizer.update(
-                game_at(jax.random.fold_in(key_steps, step), data_line), px, py, state)
-            if clip > 0:
-                py = penalties.clip_weights(py, clip)
-            sums = {name: sums[name] + info[name] for name in sums}
-            return (px, py, state, sums), None
+    def step(state: RunState, t: Array, lr: Array) -> tuple[RunState, dict[str, Array]]:
+        game = game_at(jax.random.fold_in(state.steps_key, t), state.data)
+        px, py, opt_state, info = make_optimizer(config.optimizer, lr).update(
+            game, state.params_x, state.params_y, state.opt_state)
+        if clip > 0:
+            py = penalties.clip_weights(py, clip)
+        return state._replace(params_x=px, params_y=py, opt_state=opt_state), info
+
+    return RunFns(init, step)
+
+
+def make_train(config: ml_collections.ConfigDict,
+               record_generator: bool = False) -> Callable[[Array, Array], TrainResult]:
+    """A pure `train(key, lr)` running `config.steps` steps; jit/vmap it freely."""
+    fns = make_run_fns(config)
+    sigma, steps, log_every = float(config.sigma), int(config.steps), int(config.log_every)
+    summed = INFO_METRICS + ("grad_evals",)
+
+    def train(key: Array, lr: Array) -> TrainResult:
+        state, reference = fns.init(key, lr)
+
+        def one_step(carry, t):
+            state, sums = carry
+            state, info = fns.step(state, t, lr)
+            return (state, {name: sums[name] + info[name] for name in summed}), None
 
         def one_block(carry, block):
-            px, py, state, grad_evals = carry
-            sums = {name: jnp.zeros((), jnp.float32) for name in INFO_METRICS + ("grad_evals",)}
+            state, grad_evals = carry
+            sums = {name: jnp.zeros((), jnp.float32) for name in summed}
             block_steps = block * log_every + jnp.arange(log_every)
-            (px, py, state, sums), _ = jax.lax.scan(one_step, (px, py, state, sums), block_steps)
+            (state, sums), _ = jax.lax.scan(one_step, (state, sums), block_steps)
             grad_evals = grad_evals + sums["grad_evals"]
             logged = {name: sums[name] / log_every for name in INFO_METRICS}
-            logged.update(errors(px, data_line, sigma), grad_evals=grad_evals)
-            return (px, py, state, grad_evals), (logged, px if record_generator else None)
+            logged.update(errors(state.params_x, state.data, sigma), grad_evals=grad_evals)
+            return (state, grad_evals), (logged, state.params_x if record_generator else None)
 
         start = {name: jnp.full((), jnp.nan, jnp.float32) for name in INFO_METRICS}
-        start.update(errors(params_x, data_line, sigma), grad_evals=jnp.zeros((), jnp.float32))
-        carry = (params_x, params_y, opt_state, jnp.zeros((), jnp.float32))
-        _, (logged, generators) = jax.lax.scan(one_block, carry, jnp.arange(steps // log_every))
+        start.update(errors(state.params_x, state.data, sigma),
+                     grad_evals=jnp.zeros((), jnp.float32))
+        _, (logged, generators) = jax.lax.scan(
+            one_block, (state, jnp.zeros((), jnp.float32)), jnp.arange(steps // log_every))
         metrics = {name: jnp.concatenate([start[name][None].astype(logged[name].dtype),
                                           logged[name]]) for name in METRICS}
         if record_generator:
             generators = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]),
-                                      params_x, generators)
-        reference = errors(init_generator(key_ref), data_line, sigma)
+                                      state.params_x, generators)
         step_numbers = jnp.arange(steps // log_every + 1) * log_every
-        return TrainResult(step_numbers, metrics, reference, data_line, generators)
+        return TrainResult(step_numbers, metrics, reference, state.data, generators)
 
     return train
 

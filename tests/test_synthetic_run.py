@@ -80,3 +80,17 @@ def test_quick_settings_apply_only_when_asked():
     assert synthetic_run.resolve(config).steps == 200_000
     config.quick = True
     assert synthetic_run.resolve(config).steps == config.quick_settings.steps
+
+
+def test_stepping_the_run_fns_by_hand_equals_the_scanned_run():
+    """The benchmark's per-step Python loop computes exactly what `train` scans."""
+    config = tiny_config(init="random")
+    fns = synthetic_run.make_run_fns(config)
+    key, lr = synthetic_run.seed_key(0, 5), jnp.float32(0.01)
+    state, _ = fns.init(key, lr)
+    for t in range(config.steps):
+        state, _ = fns.step(state, jnp.int32(t), lr)
+    expected = synthetic_run.errors(state.params_x, state.data, config.sigma)
+    result = synthetic_run.make_train(config)(key, lr)
+    for name, value in expected.items():
+        np.testing.assert_allclose(result.metrics[name][-1], value, rtol=1e-5)
