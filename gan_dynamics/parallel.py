@@ -69,21 +69,11 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
         )
 
 
-def process_rows(global_rows: int) -> slice:
-    """The rows of a global batch that this process reads (contiguous, equal shares)."""
-    count = jax.process_count()
-    if global_rows % count:
-        raise ValueError(f"Global batch {global_rows} does not split over {count} processes.")
-    share = global_rows // count
-    start = jax.process_index() * share
-    return slice(start, start + share)
-
-
 def global_batch(local: Any, sharding: NamedSharding, batch_axis: int = 0) -> Any:
     """Assemble a global array from each process's rows (a pytree of numpy arrays).
 
-    `local` holds this process's share along `batch_axis` (see `process_rows`); on one
-    host it is the whole batch.
+    `local` holds this process's contiguous, equal share of rows along `batch_axis` (process
+    i holds rows [i*b, (i+1)*b)); on one host it is the whole batch.
     """
 
     def build(x):

@@ -12,8 +12,8 @@ AltGD with Adam, ...) with any GAN loss and penalty (DESIGN.md Secs. 3, 5, 6, 10
   i on batch i and the generator step on batch n_disc (`Game.substep`, fresh data per
   critic iteration as in Gulrajani et al. 2017, Alg. 1); others use batch 0. The step
   key is `fold_in(base_key, step)`, so a resumed run draws the same noise.
-- The loop reads the batch of step s by index (`source.batch_at`), so data order does
-  not depend on where a run was resumed; checkpoints (Orbax) are taken every N steps
+- The loop reads the batches of step s by index (`data.images.device_batches`: a pure
+  function of seed and step), so data order does not depend on where a run was resumed; checkpoints (Orbax) are taken every N steps
   and when SIGTERM/SIGINT arrives, and a run restarts from the latest one by itself.
 
 Outputs in the workdir: `checkpoints/`, `metrics.jsonl` (one JSON object per logged
@@ -72,7 +72,7 @@ class Experiment(NamedTuple):
     image_shape: tuple[int, ...]
     optimizer: GameOptimizer
     n_sub: int  # batches per step: n_disc + 1 for alternating optimizers, else 1
-    source: Any  # deterministic image source: batch_at(index, batch_size) -> (B, H, W, C)
+    source: Any  # data.images.ImageSource
     loss: str  # one of objectives.LOSSES
     penalty: Optional[penalties.Penalty]  # added to the discriminator's loss
     weight_clip: float  # clip the discriminator's parameters to ±c after each step; 0: off
@@ -86,14 +86,20 @@ def default_config() -> ml_collections.ConfigDict:
 
     Experiment files start from this and override (flax-examples style). The `train`,
     `loss` and `parallel` sections are also the schema `check_config` holds configs to;
-    `data`, `model` and `optimizer` are keyword arguments of the dataset loader, the model
-    family (`models.registry`) and the optimizer factory, which check their own keys.
+    `model` and `optimizer` are keyword arguments of the model family (`models.registry`)
+    and of the optimizer factory, which check their own keys.
     """
     config = ml_collections.ConfigDict()
     config.runner = "image"
     config.seed = 0
     config.data = ml_collections.ConfigDict(
-        {"name": "cifar10", "split": "train", "data_dir": "", "batch_size": 64}
+        {
+            "name": "cifar10",  # data.images.DATASETS
+            "split": "train",
+            "data_dir": "",  # tfds data_dir; "": $TFDS_DATA_DIR or ~/tensorflow_datasets
+            "image_size": 0,  # 0: the dataset's default (32; 64 for celeb_a)
+            "batch_size": 64,  # global batch, split over devices and processes
+        }
     )
     config.model = ml_collections.ConfigDict({"name": "icr_dcgan", "z_dim": 128})
     config.loss = ml_collections.ConfigDict(
@@ -166,7 +172,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     missing = sorted(set(schema.keys()) - set(config.keys()))
     if missing:
         raise ValueError(f"Config lacks {missing}; start from gan_dynamics.train.default_config().")
-    for section in ("train", "loss", "parallel"):
+    for section in ("data", "train", "loss", "parallel"):
         unknown(config[section], schema[section], f"config.{section}")
     t = config.train
     for name in ("num_steps", "log_every", "checkpoint_every", "keep_checkpoints",
@@ -213,17 +219,21 @@ def build_penalty(config: ml_collections.ConfigDict) -> Optional[penalties.Penal
     return penalties.make_penalty(config.loss.penalty, **_plain(config.loss.penalty_options))
 
 
-def build(config: ml_collections.ConfigDict) -> Experiment:
-    """Models, optimizer, data and loss from a config; every check happens here."""
-    from gan_dynamics.data import images
+def build(config: ml_collections.ConfigDict, source: Any = None) -> Experiment:
+    """Models, optimizer, data and loss from a config; every check happens here.
 
+    `source` (a `data.images.ImageSource`) replaces the dataset `config.data` names.
+    """
     check_config(config)
     optimizer, n_sub = build_optimizer(config)
     penalty = build_penalty(config)
     generator, discriminator, z_dim, image_shape = build_models(config)
-    data_kwargs = _plain(config.data)
-    del data_kwargs["batch_size"]  # the loop asks for batches of this size
-    source = images.load(**data_kwargs)
+    if source is None:
+        from gan_dynamics.data import images
+
+        d = config.data
+        source = images.open_dataset(d.name, split=d.split, data_dir=d.data_dir or None,
+                                     image_size=d.image_size or None)
     if image_shape != tuple(source.image_shape):
         raise ValueError(
             f"Dataset {config.data.name!r} gives images of shape {tuple(source.image_shape)} "
@@ -477,16 +487,13 @@ def save_loss_curves(records: Sequence[dict[str, float]], path: str) -> None:
 _SAMPLE_LATENTS = 0x5A4D
 
 
-def load_batches(exp: Experiment, step: int, batch_size: int) -> np.ndarray:
-    """This process's rows of the n_sub batches of generator step `step`, (n_sub, b, ...).
+def step_batches(exp: Experiment, step: int, batch_size: int, seed: int,
+                 mesh: jax.sharding.Mesh) -> jax.Array:
+    """The (n_sub, batch_size, H, W, C) real batches of generator step `step`, sharded."""
+    from gan_dynamics.data import images
 
-    Batch number `step * n_sub + i` of the source's deterministic order feeds substep i,
-    so the data a step sees depends only on its index (exact resumption).
-    """
-    rows = parallel.process_rows(batch_size)
-    return np.stack(
-        [exp.source.batch_at(step * exp.n_sub + i, batch_size)[rows] for i in range(exp.n_sub)]
-    )
+    return images.device_batches(exp.source, step, exp.n_sub, batch_size=batch_size,
+                                 seed=seed, mesh=mesh)
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
@@ -502,16 +509,16 @@ def _last_good_checkpoint(manager: ocp.CheckpointManager, bad_step: int, directo
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,
-        eval_hooks: Sequence[EvalHook] = ()) -> TrainState:
+        eval_hooks: Sequence[EvalHook] = (), source: Any = None) -> TrainState:
     """Train (or resume) the run `config` describes in `workdir`; return the final state.
 
     `eval_hooks` are called every `train.eval_every` steps as
     `hook(step, state, generate) -> {name: value}`, with `generate(z) -> images`; their
-    results are logged under `eval/`.
+    results are logged under `eval/`. `source` replaces the dataset of `config.data`.
     """
     check_config(config)
     parallel.initialize_distributed(config.parallel)
-    exp = build(config)
+    exp = build(config, source)
     mesh = parallel.make_mesh(config.parallel.num_devices)
     parallel.check_batch_size(config.data.batch_size, mesh)
     t = config.train
@@ -519,7 +526,6 @@ def run(config: ml_collections.ConfigDict, workdir: str,
 
     state, abstract = create_state(exp, config.seed, mesh)
     train_step = jit_train_step(exp, mesh, abstract)
-    batch_shard = parallel.batch_sharding(mesh, batch_axis=1)
 
     ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints")
     manager = ocp.CheckpointManager(
@@ -550,16 +556,13 @@ def run(config: ml_collections.ConfigDict, workdir: str,
           f"workdir {workdir}", flush=True)
     if start >= num_steps:
         save_outputs(state, start)
-    timer_step, timer = start, time.perf_counter()
     with _StopSignal() as stop:
-        batches = parallel.global_batch(load_batches(exp, start, batch_size), batch_shard, 1)
+        batches = step_batches(exp, start, batch_size, config.seed, mesh)
         for step in range(start, num_steps):
             state, metrics = train_step(state, batches)
             done = step + 1
             if done < num_steps:  # read the next batch while the device works
-                batches = parallel.global_batch(
-                    load_batches(exp, done, batch_size), batch_shard, 1
-                )
+                batches = step_batches(exp, done, batch_size, config.seed, mesh)
             metrics = _scalars(jax.device_get(metrics))
             if not (math.isfinite(metrics["f"]) and math.isfinite(metrics["g"])):
                 manager.wait_until_finished()
@@ -571,19 +574,24 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                 )
             if step == start or done % t.log_every == 0 or done == num_steps:
                 writer.write(step, metrics)
+                # Average since the first step (which includes compilation), outputs included.
                 now = time.perf_counter()
-                rate = (step - timer_step) / (now - timer) if step > timer_step else float("nan")
-                eta = (num_steps - done) / rate if rate == rate and rate > 0 else float("nan")
+                if step == start:
+                    first_done = now
+                    speed = "compiled and ran the first step"
+                else:
+                    rate = (step - start) / (now - first_done)
+                    speed = (f"{rate:.3g} steps/s  ETA "
+                             f"{_format_duration((num_steps - done) / rate)}")
                 print(f"step {done}/{num_steps}  f={metrics['f']:.4g}  g={metrics['g']:.4g}  "
-                      f"|  {rate:.3g} steps/s  ETA {_format_duration(eta) if eta == eta else '?'}",
-                      flush=True)
-                timer_step, timer = step, now
+                      f"|  {speed}", flush=True)
             if eval_hooks and done % t.eval_every == 0:
                 results = {}
                 for hook in eval_hooks:
                     results.update({f"eval/{k}": float(v) for k, v in
                                     hook(done, state, lambda z: generate(state, z)).items()})
-                writer.write(step, results)
+                if results:
+                    writer.write(step, results)
             if done % t.sample_every == 0 or done == num_steps:
                 save_outputs(state, done)
             if done % t.checkpoint_every == 0 or done == num_steps or stop.received:
