@@ -6,6 +6,7 @@ biases + batch-norm scale/offset; running statistics are state, not parameters).
 
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -125,3 +126,56 @@ def test_bad_names_and_arguments_fail_clearly():
     with pytest.raises(AssertionError):
         jax.eval_shape(lambda: disc.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)),
                                          train=False))
+
+
+def _ref_conv(x, w, p_top, out_size):
+    """Cross-correlation, stride 2: out[o] = sum_k x[2o + k - p_top] w[k] (NHWC, HWIO)."""
+    k = w.shape[0]
+    out = np.zeros((x.shape[0], out_size, out_size, w.shape[-1]))
+    for oy in range(out_size):
+        for ox in range(out_size):
+            for ky in range(k):
+                for kx in range(k):
+                    iy, ix = 2 * oy + ky - p_top, 2 * ox + kx - p_top
+                    if 0 <= iy < x.shape[1] and 0 <= ix < x.shape[2]:
+                        out[:, oy, ox] += x[:, iy, ix] @ w[ky, kx]
+    return out
+
+
+def _ref_conv_transpose(x, w, p_top):
+    """The gradient of `_ref_conv` (torch ConvTranspose2d / tf conv2d_transpose /
+    Theano deconv): input pixel i adds w[k] at output 2i + k - p_top; output 2x."""
+    k, n = w.shape[0], x.shape[1]
+    out = np.zeros((x.shape[0], 2 * n, 2 * n, w.shape[-1]))
+    for iy in range(n):
+        for ix in range(n):
+            for ky in range(k):
+                for kx in range(k):
+                    oy, ox = 2 * iy + ky - p_top, 2 * ix + kx - p_top
+                    if 0 <= oy < 2 * n and 0 <= ox < 2 * n:
+                        out[:, oy, ox] += x[:, iy, ix] @ w[ky, kx]
+    return out
+
+
+# (kernel, p_top of the original, our padding): torch k4 p1; TF 'SAME' k5 (pads 1 before,
+# 2 after on even sizes); Theano border_mode=(2, 2) k5.
+ALIGNMENTS = [(4, 1, icr_dcgan._DOWN_PAD, icr_dcgan._UP_PAD),
+              (5, 1, "SAME", "SAME"),
+              (5, 2, dcgan._DOWN_PAD, dcgan._UP_PAD)]
+
+
+@pytest.mark.parametrize("k,p_top,down_pad,up_pad", ALIGNMENTS)
+def test_layers_align_pixels_like_the_original_code(k, p_top, down_pad, up_pad):
+    """Our strided (transposed) convolutions compute the original framework's function
+    (up to the spatial flip of a learned transposed-conv kernel), borders included."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
+    conv = nn.Conv(4, (k, k), (2, 2), down_pad, use_bias=False)
+    v = conv.init(jax.random.key(0), x)
+    w = np.asarray(v["params"]["kernel"])
+    np.testing.assert_allclose(conv.apply(v, x), _ref_conv(x, w, p_top, 4), atol=1e-4)
+    up = nn.ConvTranspose(4, (k, k), (2, 2), up_pad, use_bias=False)
+    v = up.init(jax.random.key(0), x)
+    w = np.asarray(v["params"]["kernel"])
+    np.testing.assert_allclose(up.apply(v, x), _ref_conv_transpose(x, w[::-1, ::-1], p_top),
+                               atol=1e-4)

@@ -31,6 +31,10 @@ import jax
 import jax.numpy as jnp
 
 _W_INIT = nn.initializers.normal(0.02)
+# Theano's deconv with border_mode=(2, 2) (the gradient of a 5x5 stride-2 conv padded by 2)
+# puts input pixel i at output 2i + k - 2; lax pads the dilated input by (k-1-2, 2+1).
+_UP_PAD = ((2, 3), (2, 3))
+_DOWN_PAD = ((2, 2), (2, 2))
 
 
 def _bn_scale_init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
@@ -75,10 +79,10 @@ class Generator(nn.Module):
         h = h.reshape(z.shape[0], 4, 4, c)
         for i in range(1, n):
             c //= 2
-            h = nn.ConvTranspose(c, (5, 5), (2, 2), "SAME", use_bias=False,
+            h = nn.ConvTranspose(c, (5, 5), (2, 2), _UP_PAD, use_bias=False,
                                  kernel_init=_W_INIT, name=f"deconv{i}")(h)
             h = nn.relu(nn.BatchNorm(use_running_average=not train, name=f"bn{i}", **_BN)(h))
-        h = nn.ConvTranspose(self.channels, (5, 5), (2, 2), "SAME", use_bias=False,
+        h = nn.ConvTranspose(self.channels, (5, 5), (2, 2), _UP_PAD, use_bias=False,
                              kernel_init=_W_INIT, name=f"deconv{n}")(h)
         return jnp.tanh(h)
 
@@ -98,11 +102,11 @@ class Discriminator(nn.Module):
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         chex.assert_shape(x, (None, self.image_size, self.image_size, self.channels))
         n = _num_octaves(self.image_size)
-        h = nn.Conv(self.width, (5, 5), (2, 2), ((2, 2), (2, 2)), use_bias=False,
+        h = nn.Conv(self.width, (5, 5), (2, 2), _DOWN_PAD, use_bias=False,
                     kernel_init=_W_INIT, name="conv1")(x)
         h = nn.leaky_relu(h, 0.2)
         for i in range(2, n + 1):
-            h = nn.Conv(self.width * 2 ** (i - 1), (5, 5), (2, 2), ((2, 2), (2, 2)),
+            h = nn.Conv(self.width * 2 ** (i - 1), (5, 5), (2, 2), _DOWN_PAD,
                         use_bias=False, kernel_init=_W_INIT, name=f"conv{i}")(h)
             h = nn.BatchNorm(use_running_average=not train, name=f"bn{i}", **_BN)(h)
             h = nn.leaky_relu(h, 0.2)
