@@ -87,9 +87,10 @@ def test_stepping_the_run_fns_by_hand_equals_the_scanned_run():
     config = tiny_config(init="random")
     fns = synthetic_run.make_run_fns(config)
     key, lr = synthetic_run.seed_key(0, 5), jnp.float32(0.01)
-    state, _ = fns.init(key, lr)
+    init, step = jax.jit(fns.init), jax.jit(fns.step)
+    state, _ = init(key, lr)
     for t in range(config.steps):
-        state, _ = fns.step(state, jnp.int32(t), lr)
+        state, _ = step(state, jnp.int32(t), lr)
     expected = synthetic_run.errors(state.params_x, state.data, config.sigma)
     result = synthetic_run.make_train(config)(key, lr)
     for name, value in expected.items():
