@@ -9,8 +9,9 @@ at the fixed lr `config.optimizers.<name>.lr`.
     python experiments/run.py --config=experiments/sweep_manifold_dim.py --config.quick=True
     python experiments/plots.py --workdir=runs/dim
 
-Runtime (2 CPU cores): full setting as for the lr sweep (days); quick=True (32 seeds, 2k
-steps, d in 2, 10, 50, NS/GAN-GP/WGAN-GP under AltGD) ~10 min, mostly compilation.
+Runtime (2 CPU cores): full setting as for the lr sweep (weeks of CPU); quick=True (16
+seeds, 1k steps, d in 2, 10, 50, NS/GAN-GP under AltGD, 6 programs) ~5 min (estimate
+from the lr sweep's timings; not run for the README).
 d grid 2 .. 100: from the plane of Fig. 1 to well past the default d = 10.
 """
 
@@ -25,6 +26,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.latent_dim = 3
     config.dims = (2, 5, 10, 20, 50, 100)
     config.quick_settings = ml_collections.ConfigDict(dict(
-        num_seeds=32, steps=2_000, log_every=250, dims=(2, 10, 50),
-        models="ns,gan_gp,wgan_gp", run_optimizers="altgd"))
+        num_seeds=16, steps=1_000, log_every=250, dims=(2, 10, 50),
+        models="ns,gan_gp", run_optimizers="altgd"))
     return config

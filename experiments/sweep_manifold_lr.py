@@ -13,10 +13,10 @@ ACGD and CGD (one joint update per step; see gan_dynamics/synthetic_run.py).
     python experiments/plots.py --workdir=runs/lr      # sweep.png
 
 Runtime (2 CPU cores): the full setting (1000 seeds, 200k steps, 6 models x 3 optimizers)
-is days of CPU; see benchmarks/bench_sweep.py for the projection per cell (hours per cell
-for AltGD) and run it on a GPU or restrict models/optimizers. quick=True (64 seeds, 2k
-steps, NS/GAN-GP/DRAGAN-NS/WGAN-GP/WGAN) takes ~15-25 min on 2 shared CPU cores, most
-of it compiling one program per cell.
+is weeks of CPU (benchmarks/bench_sweep.py projects one cell at one lr); run it on a GPU
+or restrict models, optimizers and lrs. quick=True (32 seeds, 1k steps, lr 3e-3..3e-2,
+NS/GAN-GP/DRAGAN-NS under AltGD) took 7 min on 2 heavily shared CPU cores, about a
+third of it compiling one program per cell.
 
 Grids (the paper does not publish its own): Adam and ACGD share 1e-4 .. 1e-2 in half
 decades around DCGAN's 2e-4 .. Adam's 1e-3; CGD takes plain gradient steps, so its grid
@@ -58,7 +58,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.chunk_seeds = 256  # seeds per dispatch: bounds memory (x lrs x state)
     config.num_devices = 0  # 0: shard seeds over every device
     config.dims = (10,)  # used by the dim sweep only
+    # The README's table (2): NS vs the two penalties under AltGD, 32 seeds, 1k steps.
     config.quick_settings = ml_collections.ConfigDict(dict(
-        num_seeds=64, steps=2_000, log_every=250,
-        models="ns,gan_gp,dragan_ns,wgan_gp,wgan"))
+        num_seeds=32, steps=1_000, log_every=250, models="ns,gan_gp,dragan_ns",
+        run_optimizers="altgd", optimizers={"altgd": {"lrs": (3e-3, 1e-2, 3e-2)}}))
     return config

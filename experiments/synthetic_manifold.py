@@ -12,8 +12,10 @@ metrics.npz (errors and diagnostics over time) and snapshots.png (Figs. 1/3).
     python experiments/run.py --config=experiments/synthetic_manifold.py \
         --config.model=gan_gp --config.init=random --config.optimizer.name=acgd
 
-Runtime: the paper's 200k steps take ~10 min on one CPU core (about 3 ms per step with
-n_disc = 5); quick=True (5k steps) ~20 s. A GPU does not help a single run this small.
+Runtime (measured on 2 shared CPU cores): NS-GAN runs ~0.3 ms per step with n_disc = 5
+(GAN-GP/DRAGAN-NS ~1.2 ms), so the paper's 200k steps take 1-4 min after a ~40 s
+compile; quick=True (5k steps) ~45 s, mostly compilation. A GPU does not help one run
+this small; it helps the sweeps.
 
 Defaults the paper does not publish, each with its reason:
 - dim = 10: a line is a measure-zero, "sharp" manifold and random lines are disjoint,

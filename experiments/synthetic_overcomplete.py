@@ -10,7 +10,7 @@ Fig. 4 shows NS-GAN collapsing from a poor start and the penalties fixing it: tr
     python experiments/run.py --config=experiments/synthetic_overcomplete.py --workdir=runs/exp2
     python experiments/run.py --config=experiments/synthetic_overcomplete.py --config.quick=True
 
-Runtime: as synthetic_manifold.py (~10 min for 200k steps on one CPU core, ~20 s quick).
+Runtime: as synthetic_manifold.py (1-4 min for 200k steps on CPU, ~45 s quick).
 """
 
 import ml_collections
