@@ -59,7 +59,7 @@ class Penalty(NamedTuple):
     """A regulariser of the discriminator's loss.
 
     Attributes:
-      name: the registry name it was built under (for logs).
+      name: the registry name it was built under (for logs; `make_penalty` sets it).
       apply: `(critic, real, fake, key) -> (value, diagnostics)`; value is the scalar
         added to g, diagnostics a dict of scalars (`penalty_grad_norm`: mean per-example
         ‖∇D‖ at the penalty's points).
@@ -166,19 +166,18 @@ def interpolation_penalty(
     weight: float | Array = 10.0,
     one_sided: bool = False,
     norm_eps: float = NORM_EPS,
-    name: str = "wgan_gp",
 ) -> Penalty:
     """WGAN-GP's penalty at random interpolates of real and generated data (λ = 10)."""
     _check_nonnegative("weight", weight)
     _check_nonnegative("norm_eps", norm_eps)
 
     def apply(critic, real, fake, key):
-        points = interpolates(_require_key(key, name), real, fake)
+        points = interpolates(_require_key(key, "The interpolation penalty"), real, fake)
         return gradient_norm_penalty(
             critic, points, weight=weight, one_sided=one_sided, norm_eps=norm_eps
         )
 
-    return Penalty(name, apply, needs_key=True)
+    return Penalty("wgan_gp", apply, needs_key=True)
 
 
 def dragan_penalty(
@@ -198,7 +197,7 @@ def dragan_penalty(
 
     def apply(critic, real, fake, key):
         del fake
-        points = dragan_points(_require_key(key, "dragan"), real, scale=scale, noise=noise, std=std)
+        points = dragan_points(_require_key(key, "The DRAGAN penalty"), real, scale=scale, noise=noise, std=std)
         return gradient_norm_penalty(
             critic, points, weight=weight, one_sided=one_sided, norm_eps=norm_eps
         )
@@ -228,18 +227,10 @@ def r2_penalty(weight: float | Array = 10.0) -> Penalty:
     return Penalty("r2", apply, needs_key=False)
 
 
-def _gan_gp(weight=10.0, one_sided=False, norm_eps=NORM_EPS) -> Penalty:
-    return interpolation_penalty(weight, one_sided, norm_eps, name="gan_gp")
-
-
-def _wgan_gp(weight=10.0, one_sided=False, norm_eps=NORM_EPS) -> Penalty:
-    return interpolation_penalty(weight, one_sided, norm_eps, name="wgan_gp")
-
-
 _REGISTRY: dict[str, Optional[Callable[..., Penalty]]] = {
     "none": None,
-    "wgan_gp": _wgan_gp,
-    "gan_gp": _gan_gp,  # the same interpolation penalty; Fedus et al. pair it with NS
+    "wgan_gp": interpolation_penalty,
+    "gan_gp": interpolation_penalty,  # Fedus et al.'s name when paired with the NS loss
     "dragan": dragan_penalty,
     "r1": r1_penalty,
     "r2": r2_penalty,
@@ -264,7 +255,7 @@ def make_penalty(name: str, **kwargs: Any) -> Optional[Penalty]:
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise ValueError(f"Penalty {name!r} does not take {unknown}; it takes {accepted}.")
-    return make(**kwargs)
+    return make(**kwargs)._replace(name=name)
 
 
 # --------------------------------------------------------------------- weight clipping
@@ -283,9 +274,9 @@ def clip_weights(params: Params, c: float | Array) -> Params:
 # ---------------------------------------------------------------------------- checks
 
 
-def _require_key(key: Optional[PRNGKey], name: str) -> PRNGKey:
+def _require_key(key: Optional[PRNGKey], what: str) -> PRNGKey:
     if key is None:
-        raise ValueError(f"Penalty {name!r} draws random points: pass a PRNG key to the game.")
+        raise ValueError(f"{what} draws random points: pass a PRNG key to the game.")
     return key
 
 
