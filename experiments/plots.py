@@ -41,7 +41,7 @@ def plot_sweep(workdir: str, metric: str = "param_error", path: str | None = Non
     fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 3.6), squeeze=False,
                              sharey=True)
     for ax, model in zip(axes[0], models):
-        reference = None
+        reference = {}  # x -> mean random-init error (the same for every optimizer)
         for cell in cells:
             if cell["model"] != model:
                 continue
@@ -53,14 +53,13 @@ def plot_sweep(workdir: str, metric: str = "param_error", path: str | None = Non
             label = cell["optimizer"] + (f" (n_disc={cell['n_disc']})" if cell["n_disc"] else "")
             (line,) = ax.plot(x, mean, marker="o", label=label)
             ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
-            reference = [row[f"reference_{metric}"]["mean"] for row in rows]
-            x_reference = x
-        if reference is not None:
-            ax.plot(x_reference, reference, "k--", label="random init")
+            reference.update({row[axis]: row[f"reference_{metric}"]["mean"] for row in rows})
+        xs = sorted(reference)
+        ax.plot(xs, [reference[v] for v in xs], "k--", label="random init")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.minorticks_off()
-        ax.set_xticks(x_reference, [f"{v:g}" for v in x_reference])
+        ax.set_xticks(xs, [f"{v:g}" for v in xs])
         ax.set_title(model)
         ax.set_xlabel("learning rate" if axis == "lr" else "dimension d")
     axes[0][0].set_ylabel(f"final {metric} (mean, 95% CI, {summary['num_seeds']} seeds)")
