@@ -101,3 +101,20 @@ def test_sweep_config_errors_are_caught_before_compiling():
     config = tiny_sweep_config(sweep="width")
     with pytest.raises(ValueError, match="sweep"):
         sweep.validate(config)
+
+
+@pytest.mark.slow
+def test_cgd_sweep_on_eight_devices_equals_one_device():
+    """The competitive solvers (GMRES for NS) under vmap and seed sharding."""
+    config = tiny_sweep_config(run_optimizers="cgd")
+    config.optimizers.cgd.lrs = (0.05, 0.1)
+    config.optimizers.cgd.options.max_iter = 5
+    train = synthetic_run.make_train(sweep.cell_config(config, "ns", "cgd"))
+    results = {}
+    for devices in (1, 8):
+        mesh = sweep.seed_mesh(devices)
+        fn = sweep.compile_sweep(train, mesh, over_lr=True)
+        results[devices] = sweep.run_seeds(fn, 0, 16, jnp.asarray((0.05, 0.1)), mesh, 16)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                 results[1], results[8])
+    assert np.all(np.isfinite(results[8].metrics["param_error"]))
