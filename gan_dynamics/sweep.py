@@ -229,9 +229,3 @@ def format_cell(cell: dict[str, Any], sweep: str, metric: str = "param_error") -
                      f"diverged {s['nonfinite_fraction']:.0%}   random init {r['mean']:.3g}")
     return "\n".join(lines)
 
-
-def final_errors(values: np.ndarray, axes: dict[str, Any], metric: str = "param_error"
-                 ) -> np.ndarray:
-    """Final error (seed, sweep) of one metric from a cell's arrays."""
-    return values[:, :, -1, axes["coords"]["metric"].index(metric)]
-
