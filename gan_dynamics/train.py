@@ -533,7 +533,15 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         options=ocp.CheckpointManagerOptions(max_to_keep=int(t.keep_checkpoints), create=True),
     )
     if manager.latest_step() is not None:
-        state = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(abstract))
+        try:
+            state = manager.restore(manager.latest_step(),
+                                    args=ocp.args.StandardRestore(abstract))
+        except ValueError as err:
+            raise ValueError(
+                f"The checkpoint at step {manager.latest_step()} in {ckpt_dir} does not fit "
+                "this config (model, optimizer or loss changed?). Resume with the config "
+                f"that wrote it, or use a fresh --workdir. Orbax said: {err}"
+            ) from err
         print(f"Resuming from checkpoint step {int(state.step)} in {ckpt_dir}", flush=True)
     start = int(state.step)
 
