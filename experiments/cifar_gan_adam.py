@@ -9,8 +9,9 @@ wins; expect weak or collapsing samples.
 
     python experiments/run.py --config=experiments/cifar_gan_adam.py --workdir=runs/cifar_gan_adam
 
-Needs CIFAR-10 prepared for tfds (README, "Datasets"). Runtime: about a fifth of
-cifar_wgan_gp_adam.py per generator step (one critic step instead of five, no penalty).
+Needs CIFAR-10 prepared for tfds (README, "Datasets"). Runtime: well under
+cifar_wgan_gp_adam.py per generator step (one critic step instead of five, no penalty); a
+GPU job.
 """
 
 from gan_dynamics.train import adam_altgd, default_config, set_loss

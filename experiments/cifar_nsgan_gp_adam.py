@@ -8,8 +8,8 @@ Adam lr 1e-4, betas (0.5, 0.9).
 
     python experiments/run.py --config=experiments/cifar_nsgan_gp_adam.py --workdir=runs/cifar_nsgan_gp_adam
 
-Needs CIFAR-10 prepared for tfds (README, "Datasets"). Runtime: about a third of
-cifar_wgan_gp_adam.py per generator step.
+Needs CIFAR-10 prepared for tfds (README, "Datasets"). Runtime: under
+cifar_wgan_gp_adam.py per generator step (one critic step instead of five); a GPU job.
 """
 
 from gan_dynamics.train import adam_altgd, default_config, set_loss

@@ -8,8 +8,8 @@ grow in magnitude and sample quality to stall or collapse, which is the ICR pape
 
     python experiments/run.py --config=experiments/cifar_wgan_adam.py --workdir=runs/cifar_wgan_adam
 
-Needs CIFAR-10 prepared for tfds (README, "Datasets"). Runtime: as cifar_wgan_gp_adam.py,
-a little less (no penalty).
+Needs CIFAR-10 prepared for tfds (README, "Datasets"). Runtime: less than
+cifar_wgan_gp_adam.py (no penalty); a GPU job.
 """
 
 from gan_dynamics.train import adam_altgd, default_config, set_loss

@@ -12,9 +12,10 @@ paper's claim: this trains stably and beats Adam WGAN-GP in Inception Score
 
     python experiments/run.py --config=experiments/cifar_wgan_cgd.py --workdir=runs/cifar_wgan_cgd
 
-Needs CIFAR-10 prepared for tfds (see README, "Datasets"). Runtime for 200k generator
-steps: see benchmarks/bench_train.py (several seconds per step on a 2-core CPU, i.e.
-weeks; use a GPU, where a step takes tens of milliseconds: about a day).
+Needs CIFAR-10 prepared for tfds (see README, "Datasets"). Runtime: benchmarks/bench_train.py
+measured about 3 minutes per generator step on a 2-core CPU shared with other jobs
+(8 CG iterations per step early in training), so on a CPU this only checks the pipeline;
+200k steps are a GPU job (not yet timed on one).
 """
 
 from gan_dynamics.train import default_config, set_loss
