@@ -30,6 +30,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_dynamics.models import layers
+
 _W_INIT = nn.initializers.normal(0.02)
 # Theano's deconv with border_mode=(2, 2) (the gradient of a 5x5 stride-2 conv padded by 2)
 # puts input pixel i at output 2i + k - 2; lax pads the dilated input by (k-1-2, 2+1).
@@ -79,10 +81,10 @@ class Generator(nn.Module):
         h = h.reshape(z.shape[0], 4, 4, c)
         for i in range(1, n):
             c //= 2
-            h = nn.ConvTranspose(c, (5, 5), (2, 2), _UP_PAD, use_bias=False,
+            h = layers.ConvTranspose(c, (5, 5), (2, 2), _UP_PAD, use_bias=False,
                                  kernel_init=_W_INIT, name=f"deconv{i}")(h)
             h = nn.relu(nn.BatchNorm(use_running_average=not train, name=f"bn{i}", **_BN)(h))
-        h = nn.ConvTranspose(self.channels, (5, 5), (2, 2), _UP_PAD, use_bias=False,
+        h = layers.ConvTranspose(self.channels, (5, 5), (2, 2), _UP_PAD, use_bias=False,
                              kernel_init=_W_INIT, name=f"deconv{n}")(h)
         return jnp.tanh(h)
 

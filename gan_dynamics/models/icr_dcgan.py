@@ -30,6 +30,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_dynamics.models import layers
+
 # PyTorch BatchNorm: momentum 0.1 on the new batch (flax weights the old average), eps 1e-5.
 _BN = dict(momentum=0.9, epsilon=1e-5)
 # torch ConvTranspose2d(k=4, s=2, p=1) doubles the size; lax pads the dilated input by k-1-p.
@@ -74,11 +76,11 @@ class Generator(nn.Module):
         h = h.reshape(z.shape[0], 4, 4, c4)
         for i, (c_in, c_out) in enumerate([(c4, c2), (c2, c1)], start=1):
             init = _torch_uniform(c_out * 16)
-            h = nn.ConvTranspose(c_out, (4, 4), (2, 2), _UP_PAD, kernel_init=init,
+            h = layers.ConvTranspose(c_out, (4, 4), (2, 2), _UP_PAD, kernel_init=init,
                                  bias_init=init, name=f"deconv{i}")(h)
             h = nn.relu(nn.BatchNorm(use_running_average=not train, name=f"bn{i}", **_BN)(h))
         init = _torch_uniform(self.channels * 16)
-        h = nn.ConvTranspose(self.channels, (4, 4), (2, 2), _UP_PAD, kernel_init=init,
+        h = layers.ConvTranspose(self.channels, (4, 4), (2, 2), _UP_PAD, kernel_init=init,
                              bias_init=init, name="deconv3")(h)
         return jnp.tanh(h)
 

@@ -27,6 +27,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_dynamics.models import layers
+
 _BN = dict(momentum=0.9, epsilon=1e-5)
 
 
@@ -51,10 +53,10 @@ def _conv(c_in: int, c_out: int, name: str) -> nn.Conv:
     return nn.Conv(c_out, (5, 5), (2, 2), "SAME", kernel_init=_uniform_std(std), name=name)
 
 
-def _deconv(c_in: int, c_out: int, name: str) -> nn.ConvTranspose:
+def _deconv(c_in: int, c_out: int, name: str) -> layers.ConvTranspose:
     # tflib Deconv2D (always stride 2): fan_in = c_in*k^2/stride^2, fan_out = c_out*k^2.
     std = math.sqrt(4.0 / (c_in * 25 / 4 + c_out * 25))
-    return nn.ConvTranspose(c_out, (5, 5), (2, 2), "SAME", kernel_init=_uniform_std(std),
+    return layers.ConvTranspose(c_out, (5, 5), (2, 2), "SAME", kernel_init=_uniform_std(std),
                             name=name)
 
 
