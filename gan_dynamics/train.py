@@ -71,7 +71,7 @@ class Experiment(NamedTuple):
     z_dim: int
     image_shape: tuple[int, ...]
     optimizer: GameOptimizer
-    n_sub: int  # batches per step: n_disc + 1 for alternating optimizers, else 1
+    n_sub: int  # batches per step: the optimizer's `substeps` (AltGD n_disc + 1)
     source: Any  # data.images.ImageSource
     loss: str  # one of objectives.LOSSES
     penalty: Optional[penalties.Penalty]  # added to the discriminator's loss
@@ -195,8 +195,8 @@ def build_optimizer(config: ml_collections.ConfigDict) -> tuple[GameOptimizer, i
     """The game optimizer of `config.optimizer` and the number of batches it eats per step."""
     hparams = _plain(config.optimizer)
     name = hparams.pop("name")
-    n_sub = int(hparams["n_disc"]) + 1 if "n_disc" in hparams else 1
-    return create_optimizer(name, **hparams), n_sub
+    optimizer = create_optimizer(name, **hparams)
+    return optimizer, optimizer.substeps
 
 
 def build_models(config: ml_collections.ConfigDict) -> tuple[Any, Any, int, tuple[int, ...]]:

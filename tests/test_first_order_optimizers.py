@@ -385,3 +385,12 @@ def test_sga_alignment_chooses_sign(x64):
 def test_bad_arguments_raise_helpful_errors(name, hp, match):
     with pytest.raises(ValueError, match=match):
         optimizers.create(name, **hp)
+
+
+def test_optimizers_declare_the_fresh_batches_they_consume():
+    """`substeps` tells a training loop how many batches one update reads."""
+    sgd = {"name": "sgd", "lr": 0.1}
+    assert optimizers.create("altgd", transform_x=sgd, transform_y=sgd, n_disc=3).substeps == 4
+    assert optimizers.create("extragradient", lr_x=0.1, lr_y=0.1).substeps == 2
+    assert optimizers.create("simgd", transform_x=sgd, transform_y=sgd).substeps == 1
+    assert optimizers.create("acgd").substeps == 1

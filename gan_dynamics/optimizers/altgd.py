@@ -116,4 +116,4 @@ def altgd(
         )
         return new_x, new_y, PlayerStates(state_x, state_y), info
 
-    return GameOptimizer(init, update)
+    return GameOptimizer(init, update, substeps=n_disc + 1)

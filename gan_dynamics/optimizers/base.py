@@ -33,10 +33,16 @@ UpdateFn = Callable[[Game, Params, Params, Any], tuple[Params, Params, Any, Info
 
 
 class GameOptimizer(NamedTuple):
-    """An optimizer for a two-player game: a pure (init, update) pair."""
+    """An optimizer for a two-player game: a pure (init, update) pair.
+
+    `substeps` is how many fresh batches one update consumes: it evaluates
+    `game.at_substep(i)` for i = 0 .. substeps-1 (AltGD: n_disc + 1; extragradient: 2),
+    so a training loop knows how much data to hand each step.
+    """
 
     init: InitFn
     update: UpdateFn
+    substeps: int = 1
 
 
 def tree_norm(tree: Any) -> jax.Array:

@@ -55,4 +55,4 @@ def extragradient(
         )
         return new_x, new_y, state, info
 
-    return GameOptimizer(init, update)
+    return GameOptimizer(init, update, substeps=2)
