@@ -147,17 +147,15 @@ def competitive_step(
     return dx, dy, CGDState(warm_x, warm_y, next_solve_y), info
 
 
-def _solver_info(info: linalg.SolverInfo, solved_y: jax.Array) -> dict[str, jax.Array]:
-    return {
-        "solver_iterations": info.iterations,
-        "solver_residual": info.residual_norm,
-        "solver_converged": info.converged,
-        "solved_for_y": solved_y,
-    }
-
-
-def _apply(params: Params, delta: Params) -> Params:
-    return jax.tree.map(lambda p, d: (p + d).astype(p.dtype), params, delta)
+def _finish(params_x, params_y, dx, dy, grads, sinfo: linalg.SolverInfo, solved_y):
+    """Apply the updates; the diagnostics of base.step_info plus the solver's."""
+    new_x = jax.tree.map(lambda p, d: (p + d).astype(p.dtype), params_x, dx)
+    new_y = jax.tree.map(lambda p, d: (p + d).astype(p.dtype), params_y, dy)
+    info = step_info(grads.f, grads.g, grads.grad_x, grads.grad_y, dx, dy, new_x, new_y,
+                     grad_evals=5 + 2 * sinfo.iterations, aux=grads.aux)
+    info.update(solver_iterations=sinfo.iterations, solver_residual=sinfo.residual_norm,
+                solver_converged=sinfo.converged, solved_for_y=solved_y)
+    return new_x, new_y, info
 
 
 def cgd(
@@ -191,10 +189,7 @@ def cgd(
         grads = blocks.grads
         dx, dy, state_new, sinfo = competitive_step(
             blocks, game.zero_sum, jnp.asarray(lr_x), jnp.asarray(lr_y), state, solve=solve, solver=solver, tol=tol, atol=atol, max_iter=max_iter, restart=restart)
-        new_x, new_y = _apply(params_x, dx), _apply(params_y, dy)
-        info = step_info(grads.f, grads.g, grads.grad_x, grads.grad_y, dx, dy, new_x, new_y,
-                         grad_evals=5 + 2 * sinfo.iterations, aux=grads.aux)
-        info.update(_solver_info(sinfo, state.solve_y))
+        new_x, new_y, info = _finish(params_x, params_y, dx, dy, grads, sinfo, state.solve_y)
         return new_x, new_y, state_new, info
 
     return GameOptimizer(init, update)
@@ -243,10 +238,8 @@ def acgd(
         dx, dy, solver_state, sinfo = competitive_step(
             blocks, game.zero_sum, eta_x, eta_y, state.solver, solve=solve, solver=solver,
             tol=tol, atol=atol, max_iter=max_iter, restart=restart)
-        new_x, new_y = _apply(params_x, dx), _apply(params_y, dy)
-        info = step_info(grads.f, grads.g, grads.grad_x, grads.grad_y, dx, dy, new_x, new_y,
-                         grad_evals=5 + 2 * sinfo.iterations, aux=grads.aux)
-        info.update(_solver_info(sinfo, state.solver.solve_y))
+        new_x, new_y, info = _finish(params_x, params_y, dx, dy, grads, sinfo,
+                                     state.solver.solve_y)
         return new_x, new_y, ACGDState(count, nu_x, nu_y, solver_state), info
 
     return GameOptimizer(init, update)
