@@ -42,4 +42,31 @@ def test_conv_transpose_matches_flax(x64, kernel, stride, padding):
 
 def test_bad_padding_name_fails():
     with pytest.raises(ValueError, match="padding="):
+        layers.conv_padding(8, 4, 2, "FULL")
+    with pytest.raises(ValueError, match="padding="):
         layers.conv_transpose_padding(4, 2, "FULL")
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [
+    (4, 2, ((1, 1), (1, 1))),   # ICR DCGAN discriminator
+    (5, 2, "SAME"),             # WGAN-GP CIFAR critic
+    (5, 2, ((2, 2), (2, 2))),   # Radford DCGAN
+    (3, 1, "SAME"),
+    (3, 2, "VALID"),
+    (2, 3, ((0, 1), (1, 0))),
+])
+def test_conv_matches_flax(x64, kernel, stride, padding):
+    x = jax.random.normal(jax.random.key(0), (2, 9, 8, 3), jnp.float64)
+    ref = nn.Conv(4, (kernel, kernel), (stride, stride), padding, param_dtype=jnp.float64)
+    ours = layers.Conv(4, (kernel, kernel), (stride, stride), padding)
+    params = ref.init(jax.random.key(1), x)
+    assert jax.tree.structure(params) == jax.tree.structure(ours.init(jax.random.key(1), x))
+    np.testing.assert_allclose(ours.apply(params, x), ref.apply(params, x), atol=1e-12)
+    loss = lambda m: (lambda p, v: jnp.sum(jnp.sin(m.apply(p, v))))
+    for a, b in zip(jax.tree.leaves(jax.grad(loss(ours), argnums=(0, 1))(params, x)),
+                    jax.tree.leaves(jax.grad(loss(ref), argnums=(0, 1))(params, x))):
+        np.testing.assert_allclose(a, b, atol=1e-11)
+    tangent = jax.random.normal(jax.random.key(2), x.shape, jnp.float64)
+    mixed = lambda m: jax.jvp(lambda v: jax.grad(loss(m))(params, v), (x,), (tangent,))[1]
+    for a, b in zip(jax.tree.leaves(mixed(ours)), jax.tree.leaves(mixed(ref))):
+        np.testing.assert_allclose(a, b, atol=1e-11)

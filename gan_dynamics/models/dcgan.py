@@ -104,11 +104,11 @@ class Discriminator(nn.Module):
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         chex.assert_shape(x, (None, self.image_size, self.image_size, self.channels))
         n = _num_octaves(self.image_size)
-        h = nn.Conv(self.width, (5, 5), (2, 2), _DOWN_PAD, use_bias=False,
+        h = layers.Conv(self.width, (5, 5), (2, 2), _DOWN_PAD, use_bias=False,
                     kernel_init=_W_INIT, name="conv1")(x)
         h = nn.leaky_relu(h, 0.2)
         for i in range(2, n + 1):
-            h = nn.Conv(self.width * 2 ** (i - 1), (5, 5), (2, 2), _DOWN_PAD,
+            h = layers.Conv(self.width * 2 ** (i - 1), (5, 5), (2, 2), _DOWN_PAD,
                         use_bias=False, kernel_init=_W_INIT, name=f"conv{i}")(h)
             h = nn.BatchNorm(use_running_average=not train, name=f"bn{i}", **_BN)(h)
             h = nn.leaky_relu(h, 0.2)

@@ -103,7 +103,7 @@ class Discriminator(nn.Module):
         c_in = self.channels
         for i, c_out in enumerate([self.width, 2 * self.width, 4 * self.width], start=1):
             init = _torch_uniform(c_in * 16)
-            h = nn.Conv(c_out, (4, 4), (2, 2), _DOWN_PAD, kernel_init=init, bias_init=init,
+            h = layers.Conv(c_out, (4, 4), (2, 2), _DOWN_PAD, kernel_init=init, bias_init=init,
                         name=f"conv{i}")(h)
             h = nn.leaky_relu(h, 0.01)  # torch.nn.LeakyReLU() default slope
             c_in = c_out

@@ -1,12 +1,19 @@
-"""Layers shared by the image models.
+"""Convolution layers as matrix products, for fast derivatives of every order on CPU.
 
-`ConvTranspose` computes exactly what `flax.linen.ConvTranspose` (`lax.conv_transpose`,
-kernel not flipped) computes, with the same parameters, but as one matrix product and a
-fold instead of a convolution with input (lhs) dilation. XLA's CPU backend runs such
-dilated convolutions, which `conv_transpose` and its gradients produce, through a slow
-generic loop: on a 2-core CPU the gradient of one 4x4 stride-2 layer of the ICR generator
-(64x4x4x256 -> 64x8x8x128) took 349 ms as a convolution and 81 ms as below. The forward
-pass, the gradients and CGD's second-order products are all matrix products and pads.
+`Conv` and `ConvTranspose` compute exactly what `flax.linen.Conv` and
+`flax.linen.ConvTranspose` (`lax.conv_transpose`, kernel not flipped) compute, with the
+same parameters, but as one matrix product plus slices (im2col) or pads (a fold). XLA's
+CPU backend runs convolutions with input or window dilation, which the derivatives of
+strided and transposed convolutions produce, through a slow generic loop: on a 2-core CPU
+the gradient of one 4x4 stride-2 layer of the ICR generator (64x4x4x256 -> 64x8x8x128)
+took 349 ms as a convolution and 45 ms as below, and CGD's mixed second-order products
+through the ICR DCGAN were 16 times a gradient's cost instead of about 2 (measured with
+benchmarks/bench_game_step.py). Here the forward pass, the gradients and CGD's
+second-order products are matrix products, slices and pads.
+
+The im2col: output pixel (i, j) of a stride-s convolution reads the K x K window at
+(s·i, s·j) of the padded input; the K² strided slices, stacked on the channel axis, are
+the rows of one matrix product with the kernel.
 
 The fold: every input pixel times the kernel is a K x K patch of output (`x @ W`); patch
 tap a of input row i lands on output row s·i + pad_before - a. Taps whose offsets agree
@@ -36,6 +43,33 @@ def conv_transpose_padding(kernel: int, stride: int, padding: str) -> tuple[int,
     else:
         raise ValueError(f"padding={padding!r}: use 'SAME', 'VALID' or explicit pairs.")
     return before, pad_len - before
+
+
+def conv_padding(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
+    """The explicit (before, after) padding `lax.conv_general_dilated` uses for "SAME"/"VALID"."""
+    if padding == "SAME":
+        total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+        return total // 2, total - total // 2
+    if padding == "VALID":
+        return 0, 0
+    raise ValueError(f"padding={padding!r}: use 'SAME', 'VALID' or explicit pairs.")
+
+
+def conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
+         padding: Sequence[tuple[int, int]]) -> jax.Array:
+    """`lax.conv_general_dilated(x, kernel, strides, padding)` for NHWC/HWIO, by im2col."""
+    n, h, w, c_in = x.shape
+    kh, kw, _, c_out = kernel.shape
+    (sh, sw), ((bh, ah), (bw, aw)) = strides, padding
+    padded = jnp.pad(x, [(0, 0), (bh, ah), (bw, aw), (0, 0)])
+    out_h = (h + bh + ah - kh) // sh + 1
+    out_w = (w + bw + aw - kw) // sw + 1
+    windows = [lax.slice(padded, (0, a, b, 0),
+                         (n, a + (out_h - 1) * sh + 1, b + (out_w - 1) * sw + 1, c_in),
+                         (1, sh, sw, 1))
+               for a in range(kh) for b in range(kw)]
+    patches = jnp.concatenate(windows, axis=-1).reshape(-1, kh * kw * c_in)
+    return (patches @ kernel.reshape(kh * kw * c_in, c_out)).reshape(n, out_h, out_w, c_out)
 
 
 def _phase_taps(kernel: int, stride: int) -> list[tuple[int, list[int]]]:
@@ -71,6 +105,33 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
                                            (low_w, high_w, sw - 1), (0, 0, 0)])
             out = placed if out is None else out + placed
     return out
+
+
+class Conv(nn.Module):
+    """Drop-in for `nn.Conv` on NHWC inputs (2-D, no dilation, no feature groups)."""
+
+    features: int
+    kernel_size: Sequence[int]
+    strides: Sequence[int] = (1, 1)
+    padding: str | Sequence[tuple[int, int]] = "SAME"
+    use_bias: bool = True
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kh, kw = self.kernel_size
+        sh, sw = self.strides
+        kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
+        if isinstance(self.padding, str):
+            pads = [conv_padding(x.shape[1], kh, sh, self.padding),
+                    conv_padding(x.shape[2], kw, sw, self.padding)]
+        else:
+            pads = [tuple(p) for p in self.padding]
+        y = conv(x, kernel.astype(x.dtype), (sh, sw), pads)
+        if self.use_bias:
+            y = y + self.param("bias", self.bias_init, (self.features,)).astype(y.dtype)
+        return y
 
 
 class ConvTranspose(nn.Module):

@@ -47,10 +47,10 @@ def _linear(features: int, n_in: int, name: str) -> nn.Dense:
                     name=name)
 
 
-def _conv(c_in: int, c_out: int, name: str) -> nn.Conv:
+def _conv(c_in: int, c_out: int, name: str) -> layers.Conv:
     # tflib Conv2D, stride 2: fan_in = c_in*k^2, fan_out = c_out*k^2/stride^2.
     std = math.sqrt(4.0 / (c_in * 25 + c_out * 25 / 4))
-    return nn.Conv(c_out, (5, 5), (2, 2), "SAME", kernel_init=_uniform_std(std), name=name)
+    return layers.Conv(c_out, (5, 5), (2, 2), "SAME", kernel_init=_uniform_std(std), name=name)
 
 
 def _deconv(c_in: int, c_out: int, name: str) -> layers.ConvTranspose:
