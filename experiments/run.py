@@ -14,7 +14,7 @@ import importlib
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 # Allow `python experiments/run.py` from a checkout without installing experiments/.
@@ -54,6 +54,10 @@ def main(argv):
     if "runner" not in config:
         raise app.UsageError(f"{flags.FLAGS['config'].config_filename} sets no `runner` "
                              f"(one of {sorted(RUNNERS)}).")
+    # Progress goes to stdout; absl INFO (Orbax writes a line per checkpoint operation)
+    # would bury it. --verbosity=0 brings it back.
+    if flags.FLAGS["verbosity"].using_default_value:
+        logging.set_verbosity(logging.WARNING)
     workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].config_filename)
     os.makedirs(workdir, exist_ok=True)
     resolve_runner(config.runner)(config, workdir)

@@ -31,7 +31,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from gan_dynamics import synthetic_run
@@ -212,7 +211,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             summary["cells"][name] = {"model": model, "optimizer": optimizer,
                                       "n_disc": axes["n_disc"], "seconds": seconds,
                                       "rows": cell_summary(values, reference, axes)}
-            logging.info("%s: %.0f s", name, seconds)
+            print(f"{name}: {seconds:.0f} s", flush=True)
             print(format_cell(summary["cells"][name], config.sweep), flush=True)
             with open(os.path.join(workdir, "summary.json"), "w") as f:
                 json.dump(summary, f, indent=1)

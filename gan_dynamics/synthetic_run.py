@@ -318,8 +318,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     validate(config)
     train = jax.jit(make_train(config, record_generator=True))
     key = seed_key(config.seed, config.seed_index)
-    logging.info("Training %s with %s for %d steps.", config.model, config.optimizer.name,
-                 config.steps)
+    print(f"Training {config.model} with {config.optimizer.name} for {config.steps} steps.",
+          flush=True)
     result = jax.device_get(train(key, jnp.asarray(config.optimizer.lr, jnp.float32)))
     metrics = {name: np.asarray(v) for name, v in result.metrics.items()}
     summary = {
