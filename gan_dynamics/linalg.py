@@ -138,19 +138,28 @@ def cg(
     tol: float | jax.Array = 1e-6,
     atol: float | jax.Array = 0.0,
     max_iter: int = 100,
-) -> tuple[Tree, SolverInfo]:
+    track: bool = False,
+):
     """Conjugate gradient for a symmetric positive-definite `matvec`, warm-started at x0.
 
     The residual starts at `b - A x0` (one extra product when x0 is given). Returns the
     solution and a `SolverInfo`; on non-positive curvature it stops at the last iterate.
+
+    With `track=True`, `matvec(v)` returns `(A v, L v)` for a second linear map L whose
+    value the product computes on the way (CGD's `Dxy f · v` inside its system), and the
+    result is `(x, info, L x)`: L x is accumulated like x, `L x0 + Σ α_k L p_k`, so it costs
+    no further product.
     """
+    product = matvec if track else (lambda v: (matvec(v), ()))
     x0 = jax.tree.map(jnp.zeros_like, b) if x0 is None else x0
-    r0 = jax.tree.map(jnp.subtract, b, matvec(x0))
+    ax0, lx0 = product(x0)
+    r0 = jax.tree.map(jnp.subtract, b, ax0)
     rr0 = tree_vdot(r0, r0)
     threshold_sq = jnp.maximum(tol**2 * tree_vdot(b, b), atol**2)
 
     class _State(NamedTuple):
         x: Tree
+        lx: Tree  # L x (track=True)
         r: Tree
         p: Tree
         rr: jax.Array
@@ -161,21 +170,22 @@ def cg(
         return (s.rr > threshold_sq) & (s.k < max_iter) & ~s.breakdown
 
     def body(s: _State):
-        ap = matvec(s.p)
+        ap, lp = product(s.p)
         pap = tree_vdot(s.p, ap)
         breakdown = ~(pap > 0) | ~jnp.isfinite(pap)
         alpha = jnp.where(breakdown, 0.0, s.rr / jnp.where(breakdown, 1.0, pap))
         x = tree_axpy(alpha, s.p, s.x)
+        lx = tree_axpy(alpha, lp, s.lx)
         r = tree_axpy(-alpha, ap, s.r)
         rr_new = jnp.where(breakdown, s.rr, tree_vdot(r, r))
         beta = rr_new / jnp.where(s.rr > 0, s.rr, 1.0)
         p = tree_axpy(beta, s.p, r)
-        return _State(x, r, p, rr_new, s.k + 1, breakdown)
+        return _State(x, lx, r, p, rr_new, s.k + 1, breakdown)
 
-    init = _State(x0, r0, r0, rr0, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+    init = _State(x0, lx0, r0, r0, rr0, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
     s = lax.while_loop(cond, body, init)
     info = SolverInfo(s.k, jnp.sqrt(s.rr), (s.rr <= threshold_sq) & ~s.breakdown)
-    return s.x, info
+    return (s.x, info, s.lx) if track else (s.x, info)
 
 
 # ------------------------------------------------------------------------------ GMRES

@@ -35,7 +35,9 @@ def test_cgd_equals_dense_block_solve(x64, zero_sum, solve, seed):
     np.testing.assert_allclose(_flat(ny) - _flat(py), dy_ref, rtol=0, atol=1e-10)
     assert bool(info["solver_converged"])
     assert 0 < int(info["solver_iterations"]) <= 7
-    assert float(info["grad_evals"]) == 5 + 2 * int(info["solver_iterations"])
+    # CG accumulates the reaction product; GMRES (general sum) spends one more on it
+    fixed = 4 if zero_sum else 5
+    assert float(info["grad_evals"]) == fixed + 2 * int(info["solver_iterations"])
 
 
 def test_zero_sum_cg_equals_gmres(x64):

@@ -58,6 +58,26 @@ def test_cg_solves_spd_pytree_system(x64):
     assert true_residual <= 1e-9
 
 
+def test_cg_track_accumulates_second_linear_map(x64):
+    """track=True returns L x for the L the product computes, equal to applying L to x."""
+    rng = np.random.default_rng(2)
+    m = rng.normal(size=(30, 30))
+    a, b = m @ m.T + np.eye(30), rng.normal(size=30)
+    side = rng.normal(size=(7, 30))
+    matvec, tb = _tree_system(a, b)
+    warm = jax.tree.map(lambda t: 0.1 * jnp.ones_like(t), tb)
+
+    def product(v):
+        return matvec(v), jnp.asarray(side) @ ravel_pytree(v)[0]
+
+    x, info, lx = jax.jit(lambda t, w: linalg.cg(product, t, w, tol=1e-12, max_iter=5,
+                                                 track=True))(tb, warm)
+    assert int(info.iterations) == 5 and not bool(info.converged)  # stopped mid-way
+    np.testing.assert_allclose(lx, side @ np.asarray(ravel_pytree(x)[0]), atol=1e-12)
+    plain, _ = linalg.cg(matvec, tb, warm, tol=1e-12, max_iter=5)
+    np.testing.assert_allclose(ravel_pytree(x)[0], ravel_pytree(plain)[0], atol=0)
+
+
 def test_cg_warm_start_and_absolute_tolerance(x64):
     rng = np.random.default_rng(1)
     m = rng.normal(size=(30, 30))

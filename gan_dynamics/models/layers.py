@@ -12,8 +12,14 @@ benchmarks/bench_game_step.py). Here the forward pass, the gradients and CGD's
 second-order products are matrix products, slices and pads.
 
 The im2col: output pixel (i, j) of a stride-s convolution reads the K x K window at
-(s·i, s·j) of the padded input; the K² strided slices, stacked on the channel axis, are
-the rows of one matrix product with the kernel.
+(s·i, s·j) of the padded input. The padded input is split into its s² phases (pixels
+with equal coordinates mod s); each of the K² taps is then a contiguous window of one
+phase, and the windows, stacked on the channel axis, are the rows of one matrix product
+with the kernel. (Strided slices of the input would do the same forward, but transpose
+to K² interior-padded copies summed per pixel: the ICR DCGAN's ACGD step was about 2%
+slower.) In `ConvTranspose` the K² taps of the patches come from one split for the same
+reason: a split transposes to one concatenate, K² slices to K² padded copies summed (the
+ACGD step was 3.6 s instead of 2.7 s).
 
 The fold: every input pixel times the kernel is a K x K patch of output (`x @ W`); patch
 tap a of input row i lands on output row s·i + pad_before - a. Taps whose offsets agree
@@ -61,12 +67,18 @@ def conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
     n, h, w, c_in = x.shape
     kh, kw, _, c_out = kernel.shape
     (sh, sw), ((bh, ah), (bw, aw)) = strides, padding
-    padded = jnp.pad(x, [(0, 0), (bh, ah), (bw, aw), (0, 0)])
     out_h = (h + bh + ah - kh) // sh + 1
     out_w = (w + bw + aw - kw) // sw + 1
-    windows = [lax.slice(padded, (0, a, b, 0),
-                         (n, a + (out_h - 1) * sh + 1, b + (out_w - 1) * sw + 1, c_in),
-                         (1, sh, sw, 1))
+    # Split the padded input into its s_h x s_w phases (rows ≡ p mod s): tap (a, b) is then
+    # a contiguous window of phase (a mod s_h, b mod s_w). Contiguous slices transpose to
+    # plain pads and the phase split to one concatenate, so the gradient (col2im) sums
+    # only the taps that reach a pixel instead of K² interior-padded copies of the input.
+    ph, pw = -(-(h + bh + ah) // sh), -(-(w + bw + aw) // sw)
+    padded = jnp.pad(x, [(0, 0), (bh, ph * sh - h - bh), (bw, pw * sw - w - bw), (0, 0)])
+    phases = padded.reshape(n, ph, sh, pw, sw, c_in).transpose(0, 2, 4, 1, 3, 5)
+    phases = jnp.split(phases.reshape(n, sh * sw, ph, pw, c_in), sh * sw, axis=1)
+    windows = [lax.slice(phases[(a % sh) * sw + b % sw][:, 0],
+                         (0, a // sh, b // sw, 0), (n, a // sh + out_h, b // sw + out_w, c_in))
                for a in range(kh) for b in range(kw)]
     patches = jnp.concatenate(windows, axis=-1).reshape(-1, kh * kw * c_in)
     return (patches @ kernel.reshape(kh * kw * c_in, c_out)).reshape(n, out_h, out_w, c_out)
@@ -86,7 +98,10 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
     out_h = (h - 1) * sh + 1 + bh + ah - kh + 1
     out_w = (w - 1) * sw + 1 + bw + aw - kw + 1
     patches = x.reshape(-1, c_in) @ kernel.transpose(2, 0, 1, 3).reshape(c_in, -1)
-    patches = patches.reshape(n, h, w, kh, kw, c_out)
+    # One split into the K² taps, not K² slices: a split transposes to one concatenate,
+    # where slices would transpose to K² zero-padded copies of the patches summed up.
+    taps = jnp.split(patches.reshape(n, h, w, kh * kw, c_out), kh * kw, axis=3)
+    tap = lambda a, b: taps[a * kw + b][:, :, :, 0, :]
     zero = jnp.zeros((), patches.dtype)
     out = None
     for rh, taps_h in _phase_taps(kh, sh):
@@ -95,7 +110,7 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
             # Tap a = r + s·q of input row i lands on output row s·(i - q) + b - r: shift
             # by q on an input grid extended by q_max rows in front, then sum.
             phase = sum(
-                lax.pad(patches[:, :, :, a, b, :], zero,
+                lax.pad(tap(a, b), zero,
                         [(0, 0, 0), (qh - i, i, 0), (qw - j, j, 0), (0, 0, 0)])
                 for i, a in enumerate(taps_h) for j, b in enumerate(taps_w))
             low_h, low_w = bh - rh - sh * qh, bw - rw - sw * qw

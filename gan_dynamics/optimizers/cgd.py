@@ -23,7 +23,8 @@ starting with y as the reference implementation does. The solve stops when
 ‖r‖ <= max(tol·‖b‖, atol) (reference: tol² = 1e-12, atol² = 1e-20 on squared norms).
 
 Cost (info["grad_evals"]): one gradient, plus one mixed product for the right-hand side,
-one for the reaction, two for the warm-start residual and two per solver iteration.
+two for the warm-start residual and two per solver iteration: 4 + 2k. CG accumulates the
+reaction term's product with its iterate; GMRES spends one more product on it (5 + 2k).
 """
 
 from __future__ import annotations
@@ -71,6 +72,15 @@ def _init_solver_state(params_x: Params, params_y: Params, solve: str) -> CGDSta
     return CGDState(zeros(params_x), zeros(params_y), jnp.asarray(solve != "x"))
 
 
+def _uses_cg(solver: str, zero_sum: bool) -> bool:
+    return solver == "cg" or (solver == "auto" and zero_sum)
+
+
+def _fixed_evals(solver: str, zero_sum: bool) -> int:
+    """Gradient-equivalents of a step besides the solver's two per iteration."""
+    return 4 if _uses_cg(solver, zero_sum) else 5
+
+
 def mixed_blocks(game: Game, params_x: Params, params_y: Params) -> linalg.GeneralSumLinearization:
     """Gradients and the general-sum blocks (Dxy f, Dyx g) of any game at one point.
 
@@ -110,29 +120,38 @@ def competitive_step(
     neg = lambda tree: jax.tree.map(jnp.negative, tree)
     sub = lambda a, b: jax.tree.map(jnp.subtract, a, b)
     add = lambda a, b: jax.tree.map(jnp.add, a, b)
-    use_cg = solver == "cg" or (solver == "auto" and zero_sum)
+    use_cg = _uses_cg(solver, zero_sum)
 
-    def krylov(matvec, b, x0):
+    def krylov(inner, outer, sqrt_p, eta_q, b, x0):
+        """Solve (I - P·outer(η_q ⊙ inner(P·z))) = b for z; return z, info, inner(P·z).
+
+        Each product computes inner(P·v) on the way; CG accumulates it along with z, so
+        the other player's reaction term inner(P·z) costs no further mixed product.
+        """
+        def product(v):
+            reaction = inner(scale(sqrt_p, v))
+            return sub(v, scale(sqrt_p, outer(scale(eta_q, reaction)))), reaction
+
         if use_cg:
-            return linalg.cg(matvec, b, x0, tol=tol, atol=atol, max_iter=max_iter)
-        return linalg.gmres(matvec, b, x0, tol=tol, atol=atol, restart=restart,
-                            max_iter=max_iter)
+            return linalg.cg(product, b, x0, tol=tol, atol=atol, max_iter=max_iter,
+                             track=True)
+        z, info = linalg.gmres(lambda v: product(v)[0], b, x0, tol=tol, atol=atol,
+                               restart=restart, max_iter=max_iter)
+        return z, info, inner(scale(sqrt_p, z))
 
     def solve_x(_):
-        matvec = lambda u: sub(u, scale(sqrt_x, dxy_f(scale(eta_y, dyx_g(scale(sqrt_x, u))))))
         b = neg(scale(sqrt_x, sub(gx, dxy_f(scale(eta_y, gy)))))
-        u, info = krylov(matvec, b, state.warm_x)
+        u, info, dyx_dx = krylov(dyx_g, dxy_f, sqrt_x, eta_y, b, state.warm_x)
         dx = scale(sqrt_x, u)
-        reaction = add(gy, dyx_g(dx))
+        reaction = add(gy, dyx_dx)
         dy = neg(scale(eta_y, reaction))
         return dx, dy, u, neg(scale(sqrt_y, reaction)), info
 
     def solve_y(_):
-        matvec = lambda w: sub(w, scale(sqrt_y, dyx_g(scale(eta_x, dxy_f(scale(sqrt_y, w))))))
         b = neg(scale(sqrt_y, sub(gy, dyx_g(scale(eta_x, gx)))))
-        w, info = krylov(matvec, b, state.warm_y)
+        w, info, dxy_dy = krylov(dxy_f, dyx_g, sqrt_y, eta_x, b, state.warm_y)
         dy = scale(sqrt_y, w)
-        reaction = add(gx, dxy_f(dy))
+        reaction = add(gx, dxy_dy)
         dx = neg(scale(eta_x, reaction))
         return dx, dy, neg(scale(sqrt_x, reaction)), w, info
 
@@ -147,12 +166,13 @@ def competitive_step(
     return dx, dy, CGDState(warm_x, warm_y, next_solve_y), info
 
 
-def _finish(params_x, params_y, dx, dy, grads, sinfo: linalg.SolverInfo, solved_y):
+def _finish(params_x, params_y, dx, dy, grads, sinfo: linalg.SolverInfo, solved_y,
+            fixed_evals: int):
     """Apply the updates; the diagnostics of base.step_info plus the solver's."""
     new_x = jax.tree.map(lambda p, d: (p + d).astype(p.dtype), params_x, dx)
     new_y = jax.tree.map(lambda p, d: (p + d).astype(p.dtype), params_y, dy)
     info = step_info(grads.f, grads.g, grads.grad_x, grads.grad_y, dx, dy, new_x, new_y,
-                     grad_evals=5 + 2 * sinfo.iterations, aux=grads.aux)
+                     grad_evals=fixed_evals + 2 * sinfo.iterations, aux=grads.aux)
     info.update(solver_iterations=sinfo.iterations, solver_residual=sinfo.residual_norm,
                 solver_converged=sinfo.converged, solved_for_y=solved_y)
     return new_x, new_y, info
@@ -189,7 +209,8 @@ def cgd(
         grads = blocks.grads
         dx, dy, state_new, sinfo = competitive_step(
             blocks, game.zero_sum, jnp.asarray(lr_x), jnp.asarray(lr_y), state, solve=solve, solver=solver, tol=tol, atol=atol, max_iter=max_iter, restart=restart)
-        new_x, new_y, info = _finish(params_x, params_y, dx, dy, grads, sinfo, state.solve_y)
+        new_x, new_y, info = _finish(params_x, params_y, dx, dy, grads, sinfo, state.solve_y,
+                                     _fixed_evals(solver, game.zero_sum))
         return new_x, new_y, state_new, info
 
     return GameOptimizer(init, update)
@@ -239,7 +260,7 @@ def acgd(
             blocks, game.zero_sum, eta_x, eta_y, state.solver, solve=solve, solver=solver,
             tol=tol, atol=atol, max_iter=max_iter, restart=restart)
         new_x, new_y, info = _finish(params_x, params_y, dx, dy, grads, sinfo,
-                                     state.solver.solve_y)
+                                     state.solver.solve_y, _fixed_evals(solver, game.zero_sum))
         return new_x, new_y, ACGDState(count, nu_x, nu_y, solver_state), info
 
     return GameOptimizer(init, update)
