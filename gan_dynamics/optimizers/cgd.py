@@ -208,7 +208,8 @@ def cgd(
         blocks = mixed_blocks(game, params_x, params_y)
         grads = blocks.grads
         dx, dy, state_new, sinfo = competitive_step(
-            blocks, game.zero_sum, jnp.asarray(lr_x), jnp.asarray(lr_y), state, solve=solve, solver=solver, tol=tol, atol=atol, max_iter=max_iter, restart=restart)
+            blocks, game.zero_sum, jnp.asarray(lr_x), jnp.asarray(lr_y), state, solve=solve,
+            solver=solver, tol=tol, atol=atol, max_iter=max_iter, restart=restart)
         new_x, new_y, info = _finish(params_x, params_y, dx, dy, grads, sinfo, state.solve_y,
                                      _fixed_evals(solver, game.zero_sum))
         return new_x, new_y, state_new, info
