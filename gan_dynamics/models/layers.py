@@ -75,9 +75,11 @@ def conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
     # only the taps that reach a pixel instead of K² interior-padded copies of the input.
     ph, pw = -(-(h + bh + ah) // sh), -(-(w + bw + aw) // sw)
     padded = jnp.pad(x, [(0, 0), (bh, ph * sh - h - bh), (bw, pw * sw - w - bw), (0, 0)])
-    phases = padded.reshape(n, ph, sh, pw, sw, c_in).transpose(0, 2, 4, 1, 3, 5)
-    phases = jnp.split(phases.reshape(n, sh * sw, ph, pw, c_in), sh * sw, axis=1)
-    windows = [lax.slice(phases[(a % sh) * sw + b % sw][:, 0],
+    # One axis split per reshape: explicitly sharded batches allow no more.
+    padded = padded.reshape(n, ph, sh, pw * sw, c_in).reshape(n, ph, sh, pw, sw, c_in)
+    phases = [[p.squeeze((2, 4)) for p in jnp.split(row, sw, axis=4)]
+              for row in jnp.split(padded, sh, axis=2)]
+    windows = [lax.slice(phases[a % sh][b % sw],
                          (0, a // sh, b // sw, 0), (n, a // sh + out_h, b // sw + out_w, c_in))
                for a in range(kh) for b in range(kw)]
     patches = jnp.concatenate(windows, axis=-1).reshape(-1, kh * kw * c_in)
