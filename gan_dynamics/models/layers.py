@@ -124,6 +124,25 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
     return out
 
 
+def _apply(layer: nn.Module, x: jax.Array, op, named_padding) -> jax.Array:
+    """The body of `Conv` and `ConvTranspose`: parameters, padding, `op`, bias.
+
+    `named_padding(size, kernel, stride, padding)` resolves "SAME"/"VALID" per axis.
+    """
+    kh, kw = layer.kernel_size
+    sh, sw = layer.strides
+    kernel = layer.param("kernel", layer.kernel_init, (kh, kw, x.shape[-1], layer.features))
+    if isinstance(layer.padding, str):
+        pads = [named_padding(x.shape[1], kh, sh, layer.padding),
+                named_padding(x.shape[2], kw, sw, layer.padding)]
+    else:
+        pads = [tuple(p) for p in layer.padding]
+    y = op(x, kernel.astype(x.dtype), (sh, sw), pads)
+    if layer.use_bias:
+        y = y + layer.param("bias", layer.bias_init, (layer.features,)).astype(y.dtype)
+    return y
+
+
 class Conv(nn.Module):
     """Drop-in for `nn.Conv` on NHWC inputs (2-D, no dilation, no feature groups)."""
 
@@ -137,18 +156,7 @@ class Conv(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kh, kw = self.kernel_size
-        sh, sw = self.strides
-        kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
-        if isinstance(self.padding, str):
-            pads = [conv_padding(x.shape[1], kh, sh, self.padding),
-                    conv_padding(x.shape[2], kw, sw, self.padding)]
-        else:
-            pads = [tuple(p) for p in self.padding]
-        y = conv(x, kernel.astype(x.dtype), (sh, sw), pads)
-        if self.use_bias:
-            y = y + self.param("bias", self.bias_init, (self.features,)).astype(y.dtype)
-        return y
+        return _apply(self, x, conv, conv_padding)
 
 
 class ConvTranspose(nn.Module):
@@ -164,15 +172,6 @@ class ConvTranspose(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kh, kw = self.kernel_size
-        sh, sw = self.strides
-        kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
-        if isinstance(self.padding, str):
-            pads = [conv_transpose_padding(kh, sh, self.padding),
-                    conv_transpose_padding(kw, sw, self.padding)]
-        else:
-            pads = [tuple(p) for p in self.padding]
-        y = conv_transpose(x, kernel.astype(x.dtype), (sh, sw), pads)
-        if self.use_bias:
-            y = y + self.param("bias", self.bias_init, (self.features,)).astype(y.dtype)
-        return y
+        return _apply(self, x, conv_transpose,
+                      lambda size, kernel, stride, padding: conv_transpose_padding(
+                          kernel, stride, padding))
