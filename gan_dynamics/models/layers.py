@@ -103,7 +103,7 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
     # One split into the K² taps, not K² slices: a split transposes to one concatenate,
     # where slices would transpose to K² zero-padded copies of the patches summed up.
     taps = jnp.split(patches.reshape(n, h, w, kh * kw, c_out), kh * kw, axis=3)
-    tap = lambda a, b: taps[a * kw + b][:, :, :, 0, :]
+    tap = lambda a, b: taps[a * kw + b].squeeze(3)
     zero = jnp.zeros((), patches.dtype)
     out = None
     for rh, taps_h in _phase_taps(kh, sh):

@@ -123,7 +123,7 @@ def competitive_step(
     use_cg = _uses_cg(solver, zero_sum)
 
     def krylov(inner, outer, sqrt_p, eta_q, b, x0):
-        """Solve (I - P·outer(η_q ⊙ inner(P·z))) = b for z; return z, info, inner(P·z).
+        """Solve z - P·outer(η_q ⊙ inner(P·z)) = b for z; return z, info, inner(P·z).
 
         Each product computes inner(P·v) on the way; CG accumulates it along with z, so
         the other player's reaction term inner(P·z) costs no further mixed product.
