@@ -5,7 +5,7 @@ The setting is Fedus et al.'s Exp I at the defaults of experiments/synthetic_man
 Both sides run the same training step (`synthetic_run.make_run_fns`):
 - loop: for each seed, the jitted init, then the jitted single step called from Python
   once per step (what a per-seed script does);
-- sweep: `gan_dynamics.sweep`, one jitted program vmapped over seeds with every step
+- sweep: `gan_dynamics.runners.sweep`, one jitted program vmapped over seeds with every step
   scanned inside, seeds sharded over all devices.
 Compilation is excluded from both (each is called once before timing). Reported:
 seed-steps per second, speed-up, peak resident memory (getrusage, a process high-water
@@ -33,7 +33,7 @@ import jax.numpy as jnp
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiments import synthetic_manifold  # noqa: E402
-from gan_dynamics import sweep, synthetic_run  # noqa: E402
+from gan_dynamics.runners import sweep, synthetic_run  # noqa: E402
 
 FULL_SEEDS, FULL_STEPS = 1000, 200_000
 

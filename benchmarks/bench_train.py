@@ -2,7 +2,7 @@
 
 The two sides of the ICR paper's CIFAR-10 comparison (Schaefer, Zheng & Anandkumar 2020):
 `experiments/cifar_wgan_gp_adam.py` and `experiments/cifar_wgan_cgd.py` at batch 64, each
-step jitted exactly as `gan_dynamics.train.run` jits it, fed with fixed uniform-noise
+step jitted exactly as `gan_dynamics.runners.train.run` jits it, fed with fixed uniform-noise
 32x32x3 batches (speed does not depend on the pixels; ACGD's CG iteration count does, so
 it is reported, not extrapolated). Prints a table and writes
 benchmarks/results/bench_train_<host>.json with, per optimizer: compile time, ms per
@@ -28,7 +28,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from gan_dynamics import parallel, train  # noqa: E402
+from gan_dynamics import parallel  # noqa: E402
+from gan_dynamics.runners import train, train_config, train_step  # noqa: E402
 from gan_dynamics.data import images  # noqa: E402
 
 
@@ -53,10 +54,10 @@ def load_config(name: str):
 def bench(config_name: str, batch_size: int, steps: int) -> dict:
     config = load_config(config_name)
     config.data.batch_size = batch_size
-    exp = train.build(config, source=noise_images())
+    exp = train_config.build(config, source=noise_images())
     mesh = parallel.make_mesh(0)
-    state, abstract = train.create_state(exp, config.seed, mesh)
-    step_fn = train.jit_train_step(exp, mesh, abstract)
+    state, abstract = train_step.create_state(exp, config.seed, mesh)
+    step_fn = train_step.jit_train_step(exp, mesh, abstract)
     batches = [train.step_batches(exp, i, batch_size, config.seed, mesh)
                for i in range(steps + 1)]
 

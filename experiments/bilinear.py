@@ -14,7 +14,7 @@ Runtime: ~45 s on a 2-core CPU (measured, mostly compilation: one per optimizer)
 GPU not measured (scalar game, latency-bound: expect no speed-up).
 """
 
-from gan_dynamics.toy_run import default_config, sgd_players
+from gan_dynamics.runners.toy_run import default_config, sgd_players
 
 LR = 0.2
 

@@ -14,7 +14,7 @@ cifar_wgan_gp_adam.py per generator step (one critic step instead of five, no pe
 GPU job.
 """
 
-from gan_dynamics.train import adam_altgd, default_config, set_loss
+from gan_dynamics.runners.train_config import adam_altgd, default_config, set_loss
 
 
 def get_config():

@@ -10,7 +10,7 @@ with the minimax loss (zero-sum: CG solve).
 Needs CIFAR-10 prepared for tfds (README, "Datasets"). Runtime: as cifar_wgan_cgd.py.
 """
 
-from gan_dynamics.train import default_config, set_loss
+from gan_dynamics.runners.train_config import default_config, set_loss
 
 
 def get_config():

@@ -12,7 +12,7 @@ Needs CIFAR-10 prepared for tfds (README, "Datasets"). Runtime: under
 cifar_wgan_gp_adam.py per generator step (one critic step instead of five); a GPU job.
 """
 
-from gan_dynamics.train import adam_altgd, default_config, set_loss
+from gan_dynamics.runners.train_config import adam_altgd, default_config, set_loss
 
 
 def get_config():

@@ -12,7 +12,7 @@ Needs CIFAR-10 prepared for tfds (README, "Datasets"). Runtime: less than
 cifar_wgan_gp_adam.py (no penalty); a GPU job.
 """
 
-from gan_dynamics.train import adam_altgd, default_config, set_loss
+from gan_dynamics.runners.train_config import adam_altgd, default_config, set_loss
 
 
 def get_config():

@@ -19,7 +19,7 @@ the pipeline;
 200k steps are a GPU job (not yet timed on one).
 """
 
-from gan_dynamics.train import default_config, set_loss
+from gan_dynamics.runners.train_config import default_config, set_loss
 
 
 def get_config():

@@ -15,7 +15,7 @@ measured 48 s per generator step (5 critic steps with the penalty's double backw
 2-core CPU; a GPU job (not yet timed).
 """
 
-from gan_dynamics.train import adam_altgd, default_config, set_loss
+from gan_dynamics.runners.train_config import adam_altgd, default_config, set_loss
 
 
 def get_config():

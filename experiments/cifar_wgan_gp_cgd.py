@@ -12,7 +12,7 @@ cifar_wgan_cgd.py per step (the penalty's double backward enters every mixed pro
 GPU job.
 """
 
-from gan_dynamics.train import default_config, set_loss
+from gan_dynamics.runners.train_config import default_config, set_loss
 
 
 def get_config():

@@ -18,7 +18,7 @@ Runtime: ~75 s on a 2-core CPU (measured; one compilation per entry, 2000 steps
 each); GPU not measured (d = 20 is latency-bound: expect no speed-up).
 """
 
-from gan_dynamics.toy_run import default_config, sgd_players
+from gan_dynamics.runners.toy_run import default_config, sgd_players
 
 # The CGD paper's step sizes are 0.005, 0.025, 0.1 and 0.4; 0.005 is left out here (every
 # method is stable and slow there: add it with --config.optimizers.NAME=... if needed).

@@ -18,7 +18,7 @@ GPU not measured (scalar game, latency-bound: expect no speed-up).
 
 from ml_collections import config_dict
 
-from gan_dynamics.toy_run import default_config, sgd_players
+from gan_dynamics.runners.toy_run import default_config, sgd_players
 
 LR = 0.1
 

@@ -27,7 +27,7 @@ benchmarks/bench_train.py for the similar CIFAR-10 models).
 """
 
 from gan_dynamics.objectives import fedus_model
-from gan_dynamics.train import adam_altgd, default_config, set_loss
+from gan_dynamics.runners.train_config import adam_altgd, default_config, set_loss
 
 DATASETS = {  # name -> (image size, latent size, generator steps)
     "color_mnist": (32, 50, 100_000),

@@ -1,6 +1,6 @@
 """Figures from saved results.
 
-Sweeps (gan_dynamics/sweep.py; Fedus et al. 2018, Figs. 10 and 11): mean final error
+Sweeps (gan_dynamics/runners/sweep.py; Fedus et al. 2018, Figs. 10 and 11): mean final error
 over seeds against the learning rate or the dimension, with its 95% bootstrap interval,
 and the mean error of a freshly initialised generator (the paper's random-init
 reference), one panel per model, one line per optimizer:

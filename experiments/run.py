@@ -21,10 +21,10 @@ from ml_collections import config_flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 RUNNERS = {
-    "toy_game": "gan_dynamics.toy_run:run",
-    "synthetic": "gan_dynamics.synthetic_run:run",
-    "sweep": "gan_dynamics.sweep:run",
-    "image": "gan_dynamics.train:run",
+    "toy_game": "gan_dynamics.runners.toy_run:run",
+    "synthetic": "gan_dynamics.runners.synthetic_run:run",
+    "sweep": "gan_dynamics.runners.sweep:run",
+    "image": "gan_dynamics.runners.train:run",
 }
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",

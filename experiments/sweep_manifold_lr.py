@@ -6,7 +6,7 @@ traced lr, seeds sharded over all devices, in chunks), and reports the final squ
 parameter error and W2² with 95% bootstrap intervals against the random-init reference.
 Models: NS, minimax, GAN-GP, DRAGAN-NS, WGAN-GP and WGAN with no penalty and no clipping
 (the ICR question); optimizers: alternating Adam with n_disc = 5 (the paper's setting),
-ACGD and CGD (one joint update per step; see gan_dynamics/synthetic_run.py).
+ACGD and CGD (one joint update per step; see gan_dynamics/runners/synthetic_run.py).
 
     python experiments/run.py --config=experiments/sweep_manifold_lr.py --workdir=runs/lr
     python experiments/run.py --config=experiments/sweep_manifold_lr.py --config.quick=True

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 import pytest
 
-from gan_dynamics import train
+from gan_dynamics.runners import train_config
 
 EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments")
 
@@ -63,12 +63,12 @@ def test_every_image_experiment_is_found():
     os.path.basename(p)[:-3] + (f":{a}" if a else "") for p, a in CASES])
 def test_config_builds_model_and_optimizer(path, arg):
     config = load_config(path, arg)
-    train.check_config(config)
-    optimizer, n_sub = train.build_optimizer(config)
+    train_config.check_config(config)
+    optimizer, n_sub = train_config.build_optimizer(config)
     assert n_sub == (config.optimizer.n_disc + 1 if "n_disc" in config.optimizer else 1)
-    penalty = train.build_penalty(config)
+    penalty = train_config.build_penalty(config)
     assert (penalty is None) == (config.loss.penalty == "none")
-    generator, discriminator, z_dim, image_shape = train.build_models(config)
+    generator, discriminator, z_dim, image_shape = train_config.build_models(config)
     key = jax.random.PRNGKey(0)
     params_x = jax.eval_shape(lambda: generator.init(key, jnp.zeros((1, z_dim)), train=False))
     params_y = jax.eval_shape(

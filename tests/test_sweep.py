@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiments import plots, sweep_manifold_lr  # noqa: E402
-from gan_dynamics import sweep, synthetic_run  # noqa: E402
+from gan_dynamics.runners import sweep, synthetic_run  # noqa: E402
 
 LRS = (1e-3, 2e-2)
 

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiments import synthetic_manifold  # noqa: E402
-from gan_dynamics import synthetic_run  # noqa: E402
+from gan_dynamics.runners import synthetic_run  # noqa: E402
 
 
 def tiny_config(**overrides):

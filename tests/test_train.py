@@ -12,7 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from gan_dynamics import parallel, train
+from gan_dynamics import outputs, parallel
+from gan_dynamics.runners import train, train_config, train_step
 from gan_dynamics.data import images
 
 
@@ -30,14 +31,14 @@ def random_images(image_shape=(8, 8, 1), num_examples=1000, poison_step=None, n_
 
 def tiny_config(optimizer="altgd", penalty="wgan_gp", **train_overrides):
     """A DCGAN on 8x8 greyscale images, batch 8: compiles in seconds."""
-    config = train.default_config()
+    config = train_config.default_config()
     config.data.batch_size = 8
     config.model = {"name": "dcgan", "image_size": 8, "z_dim": 4, "width": 4, "channels": 1}
     if optimizer == "altgd":
         # Two critic steps per generator step on fresh batches, with a penalty: the
         # substep and double-backward paths.
-        config.optimizer = train.adam_altgd(lr=1e-3, b1=0.5, b2=0.9, n_disc=2)
-        train.set_loss(config, "wgan", penalty=penalty, weight=10.0)
+        config.optimizer = train_config.adam_altgd(lr=1e-3, b1=0.5, b2=0.9, n_disc=2)
+        train_config.set_loss(config, "wgan", penalty=penalty, weight=10.0)
     else:
         config.optimizer.max_iter = 10
         config.optimizer.lr_x = config.optimizer.lr_y = 1e-3
@@ -86,8 +87,8 @@ def test_kill_and_resume_reproduces_uninterrupted_run(tmp_path):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
                  _params(full), _params(resumed))
     # The resumed metrics file describes one trajectory, equal to the uninterrupted one.
-    full_records = train.read_metrics(str(tmp_path / "full"))
-    resumed_records = train.read_metrics(str(tmp_path / "resumed"))
+    full_records = outputs.read_metrics(str(tmp_path / "full"))
+    resumed_records = outputs.read_metrics(str(tmp_path / "resumed"))
     assert [r["step"] for r in resumed_records] == [0, 1, 2, 3]
     for a, b in zip(full_records, resumed_records):
         np.testing.assert_allclose(a["f"], b["f"], rtol=1e-5)
@@ -98,7 +99,7 @@ def test_outputs_and_logged_diagnostics(tmp_path):
     train.run(config, str(tmp_path), source=random_images(),
               eval_hooks=[lambda step, state, generate: {"mean_pixel": float(
                   np.mean(generate(np.zeros((4, 4), np.float32))))}])
-    records = train.read_metrics(str(tmp_path))
+    records = outputs.read_metrics(str(tmp_path))
     losses = [r for r in records if "f" in r]
     assert [r["step"] for r in losses] == [0, 1]
     for key in ("f", "g", "grad_norm_x", "grad_norm_y", "update_norm_x", "update_norm_y",
@@ -123,12 +124,12 @@ def test_non_finite_loss_stops_with_step_and_last_good_checkpoint(tmp_path):
 @pytest.mark.parametrize("optimizer", ["acgd", "altgd"])
 def test_eight_devices_give_the_same_step_as_one(optimizer):
     config = tiny_config(optimizer=optimizer)
-    exp = train.build(config, source=random_images())
+    exp = train_config.build(config, source=random_images())
     results = []
     for n in (1, 8):
         mesh = parallel.make_mesh(n)
-        state, abstract = train.create_state(exp, 0, mesh)
-        step = train.jit_train_step(exp, mesh, abstract)
+        state, abstract = train_step.create_state(exp, 0, mesh)
+        step = train_step.jit_train_step(exp, mesh, abstract)
         batches = train.step_batches(exp, 0, 8, 0, mesh)
         assert len(batches.sharding.device_set) == n
         state, metrics = step(state, batches)

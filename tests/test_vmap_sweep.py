@@ -10,8 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_dynamics import optimizers, toy_games, toy_run
-from gan_dynamics.toy_run import sgd_players
+from gan_dynamics import optimizers, toy_games
+from gan_dynamics.runners import toy_run
+from gan_dynamics.runners.toy_run import sgd_players
 
 SEEDS, STEPS = 8, 25
 # step sizes at which both optimizers stay finite on each game

@@ -33,7 +33,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from gan_dynamics import synthetic_run
+from gan_dynamics.runners import synthetic_run
 
 SEED_AXIS = "seeds"
 SWEEPS = ("lr", "dim")

@@ -3,7 +3,7 @@
 `make_train(config)` returns a pure `train(key, lr) -> TrainResult` that draws the data
 line, initialises both players, and scans every training step (the purejaxrl pattern),
 so that `jax.vmap` over keys and learning rates runs a whole sweep as one program
-(`gan_dynamics.sweep`). `run(config, workdir)` is the runner "synthetic": one seed, with
+(`gan_dynamics.runners.sweep`). `run(config, workdir)` is the runner "synthetic": one seed, with
 `results.json`, metrics over time (`metrics.npz`) and a PNG of snapshots of data and
 samples projected on the plane of the data line and the generator's offset (the paper's
 Figs. 1, 3 and 4).

@@ -1,0 +1,202 @@
+"""The image runner's config schema and the builders that turn a config into an `Experiment`.
+
+`default_config()` holds the defaults of every image experiment (the ICR flagship: WGAN
+loss, ACGD, CIFAR-10; Schaefer, Zheng & Anandkumar 2020, Sec. 6); experiment files start
+from it and override (flax-examples style). `build(config)` checks the config and builds
+the models, optimizer, data and loss before anything is compiled.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from gan_dynamics import objectives, penalties
+from gan_dynamics.optimizers import create as create_optimizer
+from gan_dynamics.optimizers.base import GameOptimizer
+
+
+class Experiment(NamedTuple):
+    """What a config builds, checked before anything is compiled."""
+
+    generator: Any  # flax linen module: (z, train) -> images in [-1, 1]
+    discriminator: Any  # flax linen module: (images, train) -> logits (B,)
+    z_dim: int
+    image_shape: tuple[int, ...]
+    optimizer: GameOptimizer
+    n_sub: int  # batches per step: the optimizer's `substeps` (AltGD n_disc + 1)
+    source: Any  # data.images.ImageSource
+    loss: str  # one of objectives.LOSSES
+    penalty: Optional[penalties.Penalty]  # added to the discriminator's loss
+    weight_clip: float  # clip the discriminator's parameters to ±c after each step; 0: off
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Defaults of every image experiment: the ICR flagship (WGAN loss, ACGD, CIFAR-10).
+
+    Experiment files start from this and override (flax-examples style). The `train`,
+    `loss` and `parallel` sections are also the schema `check_config` holds configs to;
+    `model` and `optimizer` are keyword arguments of the model family (`models.registry`)
+    and of the optimizer factory, which check their own keys.
+    """
+    config = ml_collections.ConfigDict()
+    config.runner = "image"
+    config.seed = 0
+    config.data = ml_collections.ConfigDict(
+        {
+            "name": "cifar10",  # data.images.DATASETS
+            "split": "train",
+            "data_dir": "",  # tfds data_dir; "": $TFDS_DATA_DIR or ~/tensorflow_datasets
+            "image_size": 0,  # 0: the dataset's default (32; 64 for celeb_a)
+            "batch_size": 64,  # global batch, split over devices and processes
+        }
+    )
+    config.model = ml_collections.ConfigDict({"name": "icr_dcgan", "z_dim": 128})
+    config.loss = ml_collections.ConfigDict(
+        {
+            "name": "wgan",  # objectives.LOSSES: minimax, non_saturating, wgan, hinge
+            "penalty": "none",  # penalties.PENALTIES: none, wgan_gp, gan_gp, dragan, r1, r2
+            "penalty_options": {},  # the penalty's keyword options, e.g. {"weight": 10.0}
+            "weight_clip": 0.0,  # clip the discriminator to ±c after each step; 0: off
+        }
+    )
+    config.optimizer = ml_collections.ConfigDict(
+        {"name": "acgd", "lr_x": 1e-4, "lr_y": 1e-4, "beta": 0.99, "eps": 1e-5,
+         "tol": 1e-6, "atol": 1e-10, "max_iter": 100, "solve": "alternate"}
+    )
+    config.train = ml_collections.ConfigDict(
+        {
+            "num_steps": 200_000,  # generator steps (one game-optimizer update each)
+            "log_every": 100,  # console, metrics.jsonl, TensorBoard
+            "checkpoint_every": 2_000,
+            "keep_checkpoints": 3,
+            "sample_every": 2_000,  # sample grid from fixed latents and loss-curve PNG
+            "num_samples": 64,  # images in the grid (a square number)
+            "eval_every": 10_000,  # eval hooks passed to `run`
+        }
+    )
+    config.parallel = ml_collections.ConfigDict(
+        {
+            "num_devices": 0,  # devices on the 'data' axis; 0: all
+            "distributed": False,  # call jax.distributed.initialize() (multi-host)
+            "coordinator_address": "",  # "" / -1: detected from the cluster environment
+            "num_processes": -1,
+            "process_id": -1,
+        }
+    )
+    return config
+
+
+def adam_altgd(lr: float, b1: float, b2: float, n_disc: int) -> ml_collections.ConfigDict:
+    """`config.optimizer` for the usual GAN baseline: AltGD with Adam for both players,
+    n_disc discriminator steps (each on a fresh batch) per generator step."""
+    adam = {"name": "adam", "lr": lr, "b1": b1, "b2": b2}
+    return ml_collections.ConfigDict(
+        {"name": "altgd", "transform_x": dict(adam), "transform_y": dict(adam),
+         "n_disc": n_disc, "order": "disc_first"}
+    )
+
+
+def set_loss(config: ml_collections.ConfigDict, name: str, penalty: str = "none",
+             weight: float = 10.0, weight_clip: float = 0.0) -> ml_collections.ConfigDict:
+    """Set `config.loss` to loss `name` with `penalty` of coefficient `weight` (λ)."""
+    config.loss.name = name
+    config.loss.penalty = penalty
+    config.loss.penalty_options = {} if penalty == "none" else {"weight": weight}
+    config.loss.weight_clip = weight_clip
+    return config
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Fail with a readable message on unknown keys and bad values (before any compile)."""
+    schema = default_config()
+
+    def unknown(section, reference, name):
+        extra = sorted(set(section.keys()) - set(reference.keys()))
+        if extra:
+            raise ValueError(
+                f"Unknown config key(s) {extra} in {name}; known keys: {sorted(reference.keys())}."
+            )
+
+    unknown(config, schema, "config")
+    missing = sorted(set(schema.keys()) - set(config.keys()))
+    if missing:
+        raise ValueError(f"Config lacks {missing}; start from gan_dynamics.runners.train_config.default_config().")
+    for section in ("data", "train", "loss", "parallel"):
+        unknown(config[section], schema[section], f"config.{section}")
+    t = config.train
+    for name in ("num_steps", "log_every", "checkpoint_every", "keep_checkpoints",
+                 "sample_every", "eval_every", "num_samples"):
+        if int(t[name]) <= 0:
+            raise ValueError(f"config.train.{name}={t[name]} must be a positive integer.")
+    if math.isqrt(t.num_samples) ** 2 != t.num_samples:
+        raise ValueError(f"config.train.num_samples={t.num_samples} must be a square (e.g. 64).")
+    if config.loss.weight_clip < 0:
+        raise ValueError(f"config.loss.weight_clip={config.loss.weight_clip} must be >= 0 (0: off).")
+    if int(config.data.batch_size) <= 0:
+        raise ValueError(f"config.data.batch_size={config.data.batch_size} must be positive.")
+
+
+def _plain(section: Any) -> dict[str, Any]:
+    return section.to_dict() if isinstance(section, ml_collections.ConfigDict) else dict(section)
+
+
+def build_optimizer(config: ml_collections.ConfigDict) -> tuple[GameOptimizer, int]:
+    """The game optimizer of `config.optimizer` and the number of batches it eats per step."""
+    hparams = _plain(config.optimizer)
+    name = hparams.pop("name")
+    optimizer = create_optimizer(name, **hparams)
+    return optimizer, optimizer.substeps
+
+
+def build_models(config: ml_collections.ConfigDict) -> tuple[Any, Any, int, tuple[int, ...]]:
+    """(generator, discriminator, z_dim, image shape the generator makes) of `config.model`."""
+    from gan_dynamics.models import registry
+
+    kwargs = _plain(config.model)
+    generator, discriminator = registry.get_model(kwargs.pop("name"), **kwargs)
+    z_dim = int(generator.z_dim)
+    made = jax.eval_shape(
+        lambda: generator.init_with_output(jax.random.PRNGKey(0), jnp.zeros((1, z_dim)),
+                                           train=False)[0]
+    )
+    return generator, discriminator, z_dim, tuple(made.shape[1:])
+
+
+def build_penalty(config: ml_collections.ConfigDict) -> Optional[penalties.Penalty]:
+    """The penalty of `config.loss` (None for "none"), after checking the loss name."""
+    objectives.get_loss(config.loss.name)
+    return penalties.make_penalty(config.loss.penalty, **_plain(config.loss.penalty_options))
+
+
+def build(config: ml_collections.ConfigDict, source: Any = None) -> Experiment:
+    """Models, optimizer, data and loss from a config; every check happens here.
+
+    `source` (a `data.images.ImageSource`) replaces the dataset `config.data` names.
+    """
+    check_config(config)
+    optimizer, n_sub = build_optimizer(config)
+    penalty = build_penalty(config)
+    generator, discriminator, z_dim, image_shape = build_models(config)
+    if source is None:
+        from gan_dynamics.data import images
+
+        d = config.data
+        source = images.open_dataset(d.name, split=d.split, data_dir=d.data_dir or None,
+                                     image_size=d.image_size or None)
+    if image_shape != tuple(source.image_shape):
+        raise ValueError(
+            f"Dataset {config.data.name!r} gives images of shape {tuple(source.image_shape)} "
+            f"but model {config.model.name!r} makes {image_shape}; pick a model (or "
+            "model.image_size / model.channels) that matches the data."
+        )
+    return Experiment(
+        generator, discriminator, z_dim, image_shape, optimizer, n_sub, source,
+        config.loss.name, penalty, float(config.loss.weight_clip),
+    )
+
+

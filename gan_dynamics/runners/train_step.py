@@ -1,0 +1,156 @@
+"""The image runner's state and its jitted training step.
+
+- `TrainState` (a `flax.struct.dataclass`): step, both players' params and batch
+  statistics, the game optimizer's state and the run's base key. It is built abstractly
+  (`jax.eval_shape`) and created directly with its (replicated) sharding.
+- `train_step(state, batches)` is jitted once with in/out shardings and the state donated.
+  `batches` has shape (n_sub, B, H, W, C): alternating optimizers take discriminator step
+  i on batch i and the generator step on batch n_disc (`Game.substep`, fresh data per
+  critic iteration as in Gulrajani et al. 2017, Alg. 1); others use batch 0. The step
+  key is `fold_in(base_key, step)`, so a resumed run draws the same noise.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import chex
+import flax
+import jax
+import jax.numpy as jnp
+
+from gan_dynamics import objectives, parallel, penalties
+from gan_dynamics.game import Game
+from gan_dynamics.runners.train_config import Experiment
+
+# Keys of the optimizer's info that are not per-step scalars worth logging.
+_NOT_LOGGED = frozenset({"aux"})
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a run needs to continue exactly where it stopped."""
+
+    step: jax.Array  # int32: generator steps taken
+    params_x: Any  # generator parameters
+    params_y: Any  # discriminator parameters
+    stats_x: Any  # generator batch statistics ({} when the model has none)
+    stats_y: Any  # discriminator batch statistics
+    opt_state: Any
+    key: jax.Array  # base key; the step's key is fold_in(key, step)
+
+
+# ------------------------------------------------------------------ models and game
+
+
+def generate_fn(exp: Experiment, state: "TrainState") -> Callable[[jax.Array], jax.Array]:
+    """Images from latents with the state's generator in inference mode."""
+    return lambda z: exp.generator.apply(
+        {"params": state.params_x, **state.stats_x}, z, train=False
+    )
+
+
+def step_game(exp: Experiment, state: "TrainState", batches: jax.Array, key: jax.Array) -> Game:
+    """The GAN game of one step; substep i plays on batch i with its own latents and key.
+
+    Model state (batch statistics) enters as constants and leaves in the aux
+    (`objectives.GanAux`; DESIGN.md Sec. 3).
+    """
+
+    def batch(i):
+        real = batches[i]
+        key_z, key_penalty = jax.random.split(jax.random.fold_in(key, i))
+        return real, jax.random.normal(key_z, (real.shape[0], exp.z_dim), real.dtype), key_penalty
+
+    return objectives.make_gan_game(
+        exp.loss,
+        objectives.linen_apply(exp.generator, train=True),
+        objectives.linen_apply(exp.discriminator, train=True),
+        *batch(0),
+        penalty=exp.penalty,
+        state_x=state.stats_x,
+        state_y=state.stats_y,
+        substep_batch=batch if exp.n_sub > 1 else None,
+    )
+
+
+# ----------------------------------------------------------------- state and step
+
+
+def _split_params(variables: Any) -> tuple[Any, dict[str, Any]]:
+    """(params, every other collection): the trained and the carried variables."""
+    variables = dict(variables)
+    return variables.pop("params"), variables
+
+
+def init_state(exp: Experiment, key: jax.Array) -> TrainState:
+    """Fresh parameters, model state and optimizer state from the run's key."""
+    key_x, key_y, key_run = jax.random.split(key, 3)
+    z = jnp.zeros((1, exp.z_dim), jnp.float32)
+    image = jnp.zeros((1, *exp.image_shape), jnp.float32)
+    vars_x = exp.generator.init(key_x, z, train=False)
+    vars_y = exp.discriminator.init(key_y, image, train=False)
+    params_x, stats_x = _split_params(vars_x)
+    params_y, stats_y = _split_params(vars_y)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params_x=params_x,
+        params_y=params_y,
+        stats_x=stats_x,
+        stats_y=stats_y,
+        opt_state=exp.optimizer.init(params_x, params_y),
+        key=key_run,
+    )
+
+
+def create_state(exp: Experiment, seed: int, mesh: jax.sharding.Mesh) -> tuple[TrainState, Any]:
+    """The initial state created directly with its sharding, and the abstract state.
+
+    The abstract state (shapes, dtypes, shardings) is what a checkpoint restores into.
+    """
+    sharding = parallel.replicated(mesh)
+    # Raw uint32 keys: they checkpoint as plain arrays.
+    key = jax.random.PRNGKey(seed)
+    abstract = jax.eval_shape(lambda k: init_state(exp, k), key)
+    shardings = jax.tree.map(lambda _: sharding, abstract)
+    state = jax.jit(lambda k: init_state(exp, k), out_shardings=shardings)(key)
+    abstract = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
+    )
+    return state, abstract
+
+
+def make_train_step(exp: Experiment):
+    """`train_step(state, batches) -> (state, metrics)`, a pure function of arrays."""
+
+    def train_step(state: TrainState, batches: jax.Array):
+        chex.assert_rank(batches, 2 + len(exp.image_shape))
+        chex.assert_axis_dimension(batches, 0, exp.n_sub)
+        key = jax.random.fold_in(state.key, state.step)
+        game = step_game(exp, state, batches, key)
+        params_x, params_y, opt_state, info = exp.optimizer.update(
+            game, state.params_x, state.params_y, state.opt_state
+        )
+        if exp.weight_clip:
+            params_y = penalties.clip_weights(params_y, exp.weight_clip)
+        aux: objectives.GanAux = info["aux"]
+        metrics = {k: v for k, v in info.items() if k not in _NOT_LOGGED}
+        metrics.update(aux.metrics)
+        new_state = state.replace(
+            step=state.step + 1, params_x=params_x, params_y=params_y,
+            stats_x=aux.state_x, stats_y=aux.state_y, opt_state=opt_state,
+        )
+        return new_state, metrics
+
+    return train_step
+
+
+def jit_train_step(exp: Experiment, mesh: jax.sharding.Mesh, abstract: Any):
+    """The train step jitted once: state replicated and donated, batch split on 'data'."""
+    state_shardings = jax.tree.map(lambda a: a.sharding, abstract)
+    return jax.jit(
+        make_train_step(exp),
+        in_shardings=(state_shardings, parallel.batch_sharding(mesh, batch_axis=1)),
+        out_shardings=(state_shardings, parallel.replicated(mesh)),
+        donate_argnums=(0,),
+    )
