@@ -1,0 +1,102 @@
+"""gan_dynamics.signals: acknowledged at once, exit 128 + signum, Ctrl-C twice stops now."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from gan_dynamics import signals
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A "step" that holds the main thread in C code with the GIL released (as a compile or a
+# device wait does), so Python's own handler cannot run until it returns.
+_CHILD = textwrap.dedent("""
+    import hashlib, sys, time
+    from gan_dynamics import signals
+    data = b"x" * (200 * 1024 * 1024)
+    try:
+        with signals.StopRequests("saving a checkpoint after {step}") as stop:
+            for step in range(1000):
+                stop.step = step + 1
+                print("step", step, flush=True)
+                hashlib.sha256(data).hexdigest()
+                if stop.agreed(step) is not None:
+                    print("saved at", step + 1, flush=True)
+                    break
+    except signals.StopNow:
+        print("stopped without saving", flush=True)
+        sys.exit(130)
+    sys.exit(stop.exit_code())
+""")
+
+
+def _start():
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().startswith("step 0")
+    return proc
+
+
+def test_exit_code_is_128_plus_signal():
+    assert signals.exit_code(signal.SIGTERM) == 143
+    assert signals.exit_code(signal.SIGINT) == 130
+    stop = signals.StopRequests()
+    assert stop.exit_code() == 0
+
+
+def test_sigterm_is_acknowledged_at_once_and_exits_143():
+    proc = _start()
+    try:
+        time.sleep(0.05)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        ack = ""
+        while not ack.strip():
+            ack = proc.stderr.readline()
+        waited = time.monotonic() - sent
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert ack.startswith("SIGTERM received: saving a checkpoint after step 1"), ack
+    # Acknowledged while the step (hashing 200 MB, GIL released) was still running.
+    assert "saved at" in out and waited < 0.5, (waited, out)
+    assert proc.returncode == 143
+
+
+def test_second_ctrl_c_stops_without_saving():
+    proc = _start()
+    try:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert "stopped without saving" in out and "saved at" not in out, out
+    assert "press Ctrl-C again to stop without saving" in err
+    assert "stopping now without saving" in err
+    assert proc.returncode == 130
+
+
+def test_inert_outside_the_main_thread():
+    import threading
+
+    seen = []
+    before = signal.getsignal(signal.SIGTERM)
+
+    def body():
+        with signals.StopRequests() as stop:
+            seen.append(stop.agreed(0))
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join()
+    assert seen == [None]
+    # The main thread's handlers are untouched.
+    assert signal.getsignal(signal.SIGTERM) is before
