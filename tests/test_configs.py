@@ -69,12 +69,15 @@ def test_config_builds_model_and_optimizer(path, arg):
     penalty = train_config.build_penalty(config)
     assert (penalty is None) == (config.loss.penalty == "none")
     generator, discriminator, z_dim, image_shape = train_config.build_models(config)
-    key = jax.random.PRNGKey(0)
+    key = jax.random.key(0)
     params_x = jax.eval_shape(lambda: generator.init(key, jnp.zeros((1, z_dim)), train=False))
     params_y = jax.eval_shape(
         lambda: discriminator.init(key, jnp.zeros((1, *image_shape)), train=False))
     opt_state = jax.eval_shape(optimizer.init, params_x["params"], params_y["params"])
-    assert jax.tree.leaves(opt_state) is not None
+    # every optimizer of these configs keeps per-coordinate state for the generator
+    # (Adam moments, ACGD second moments, CGD warm starts): each of its shapes appears
+    shapes = {leaf.shape for leaf in jax.tree.leaves(opt_state)}
+    assert {leaf.shape for leaf in jax.tree.leaves(params_x["params"])} <= shapes
     logits = jax.eval_shape(
         lambda: discriminator.init_with_output(key, jnp.zeros((2, *image_shape)), train=False)[0])
     assert logits.shape == (2,)

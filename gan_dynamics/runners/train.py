@@ -129,7 +129,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     is_main = jax.process_index() == 0
     writer = MetricWriter(workdir, start, enabled=is_main)
     sample_z = jax.random.normal(
-        jax.random.fold_in(jax.random.PRNGKey(config.seed), _SAMPLE_LATENTS),
+        jax.random.fold_in(jax.random.key(config.seed), _SAMPLE_LATENTS),
         (int(t.num_samples), exp.z_dim),
     )
     generate = jax.jit(lambda s, z: generate_fn(exp, s)(z))

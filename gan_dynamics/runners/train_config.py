@@ -16,8 +16,10 @@ import jax.numpy as jnp
 import ml_collections
 
 from gan_dynamics import objectives, penalties
+from gan_dynamics.errors import UserError, did_you_mean
 from gan_dynamics.optimizers import create as create_optimizer
 from gan_dynamics.optimizers.base import GameOptimizer
+from gan_dynamics.validation import check_value
 
 
 class Experiment(NamedTuple):
@@ -32,7 +34,6 @@ class Experiment(NamedTuple):
     source: Any  # data.images.ImageSource
     loss: str  # one of objectives.LOSSES
     penalty: Optional[penalties.Penalty]  # added to the discriminator's loss
-    weight_clip: float  # clip the discriminator's parameters to ±c after each step; 0: off
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -61,7 +62,9 @@ def default_config() -> ml_collections.ConfigDict:
             "name": "wgan",  # objectives.LOSSES: minimax, non_saturating, wgan, hinge
             "penalty": "none",  # penalties.PENALTIES: none, wgan_gp, gan_gp, dragan, r1, r2
             "penalty_options": {},  # the penalty's keyword options, e.g. {"weight": 10.0}
-            "weight_clip": 0.0,  # clip the discriminator to ±c after each step; 0: off
+            # Clip the critic's weights to ±c after every critic update (each of AltGD's
+            # n_disc steps; the optimizer's projection); 0: off. WGAN (Arjovsky): 0.01.
+            "weight_clip": 0.0,
         }
     )
     config.optimizer = ml_collections.ConfigDict(
@@ -111,34 +114,72 @@ def set_loss(config: ml_collections.ConfigDict, name: str, penalty: str = "none"
     return config
 
 
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
-    """Fail with a readable message on unknown keys and bad values (before any compile)."""
+    """Fail with a UserError on unknown keys and bad values (before any compile).
+
+    Sections other helpers add (`eval`, `diagnostics`) are checked by their owners'
+    `make_eval_hooks`; the optimizer's and model's keys by their factories.
+    """
     schema = default_config()
 
     def unknown(section, reference, name):
         extra = sorted(set(section.keys()) - set(reference.keys()))
         if extra:
-            raise ValueError(
-                f"Unknown config key(s) {extra} in {name}; known keys: {sorted(reference.keys())}."
-            )
+            hints = "".join(did_you_mean(k, reference.keys()) for k in extra)
+            raise UserError(f"Unknown config key(s) {extra} in {name}.{hints} Known keys: "
+                            f"{sorted(reference.keys())}.")
 
-    unknown(config, schema, "config")
+    unknown(config, _with_optional_sections(schema), "config")
     missing = sorted(set(schema.keys()) - set(config.keys()))
     if missing:
-        raise ValueError(f"Config lacks {missing}; start from gan_dynamics.runners.train_config.default_config().")
+        raise UserError(f"Config lacks {missing}; start from "
+                        "gan_dynamics.runners.train_config.default_config().")
     for section in ("data", "train", "loss", "parallel"):
         unknown(config[section], schema[section], f"config.{section}")
     t = config.train
     for name in ("num_steps", "log_every", "checkpoint_every", "keep_checkpoints",
                  "sample_every", "eval_every", "num_samples"):
-        if int(t[name]) <= 0:
-            raise ValueError(f"config.train.{name}={t[name]} must be a positive integer.")
+        if not _positive_int(t[name]):
+            raise UserError(f"config.train.{name}={t[name]!r} must be a positive integer.")
     if math.isqrt(t.num_samples) ** 2 != t.num_samples:
-        raise ValueError(f"config.train.num_samples={t.num_samples} must be a square (e.g. 64).")
-    if config.loss.weight_clip < 0:
-        raise ValueError(f"config.loss.weight_clip={config.loss.weight_clip} must be >= 0 (0: off).")
-    if int(config.data.batch_size) <= 0:
-        raise ValueError(f"config.data.batch_size={config.data.batch_size} must be positive.")
+        raise UserError(f"config.train.num_samples={t.num_samples} must be a square number "
+                        "(e.g. 64) to fill the sample grid.")
+    if not _positive_int(config.data.batch_size):
+        raise UserError(f"config.data.batch_size={config.data.batch_size!r} must be a "
+                        "positive integer (the global batch, e.g. 64).")
+    if not (isinstance(config.data.image_size, int) and config.data.image_size >= 0):
+        raise UserError(f"config.data.image_size={config.data.image_size!r} must be an "
+                        "integer >= 0 (0: the dataset's own size).")
+    if not isinstance(config.seed, int) or isinstance(config.seed, bool):
+        raise UserError(f"config.seed={config.seed!r} must be an integer.")
+    clip = config.loss.weight_clip
+    if isinstance(clip, (str, bool)) or not clip >= 0:
+        raise UserError(f"config.loss.weight_clip={clip!r} must be >= 0 (0: off; WGAN "
+                        "uses 0.01).")
+    build_penalty(config)
+    options = _plain(config.loss.penalty_options)
+    for key, value in options.items():
+        if key == "weight":
+            check_value("config.loss.penalty_options.", key, value)
+    p = config.parallel
+    if not (isinstance(p.num_devices, int) and p.num_devices >= 0):
+        raise UserError(f"config.parallel.num_devices={p.num_devices!r} must be an integer "
+                        ">= 0 (0: all devices).")
+    if not isinstance(config.model.get("name", None), str):
+        raise UserError("config.model needs a `name` (models.registry), e.g. "
+                        "--config.model.name=dcgan.")
+    if not isinstance(config.optimizer.get("name", None), str):
+        raise UserError("config.optimizer needs a `name`, e.g. "
+                        "--config.optimizer='{\"name\": \"acgd\", \"lr_x\": 1e-4}'.")
+
+
+def _with_optional_sections(schema: ml_collections.ConfigDict) -> dict[str, Any]:
+    """Top-level keys a config may have: the schema's plus the optional sections."""
+    return {**schema, "eval": None, "diagnostics": None}
 
 
 def _plain(section: Any) -> dict[str, Any]:
@@ -146,10 +187,23 @@ def _plain(section: Any) -> dict[str, Any]:
 
 
 def build_optimizer(config: ml_collections.ConfigDict) -> tuple[GameOptimizer, int]:
-    """The game optimizer of `config.optimizer` and the number of batches it eats per step."""
+    """The game optimizer of `config.optimizer` and the number of batches it eats per step.
+
+    `config.loss.weight_clip` > 0 becomes the optimizer's projection of the critic
+    (`project_y`), applied after every update of the critic.
+    """
     hparams = _plain(config.optimizer)
     name = hparams.pop("name")
-    optimizer = create_optimizer(name, **hparams)
+    if config.loss.weight_clip > 0:
+        hparams["project_y"] = penalties.weight_clip(float(config.loss.weight_clip))
+    try:
+        optimizer = create_optimizer(name, **hparams)
+    except UserError as err:
+        raise UserError(
+            f"config.optimizer: {err} To switch optimizers, replace the whole section with "
+            f"a Python dict: --config.optimizer='{{\"name\": \"{name}\", ...}}' "
+            "(e.g. {\"name\": \"acgd\", \"lr_x\": 1e-4, \"lr_y\": 1e-4})."
+            if "does not take" in str(err) else f"config.optimizer: {err}") from err
     return optimizer, optimizer.substeps
 
 
@@ -158,10 +212,13 @@ def build_models(config: ml_collections.ConfigDict) -> tuple[Any, Any, int, tupl
     from gan_dynamics.models import registry
 
     kwargs = _plain(config.model)
-    generator, discriminator = registry.get_model(kwargs.pop("name"), **kwargs)
+    try:
+        generator, discriminator = registry.get_model(kwargs.pop("name"), **kwargs)
+    except (ValueError, TypeError) as err:
+        raise UserError(f"config.model: {err}") from err
     z_dim = int(generator.z_dim)
     made = jax.eval_shape(
-        lambda: generator.init_with_output(jax.random.PRNGKey(0), jnp.zeros((1, z_dim)),
+        lambda: generator.init_with_output(jax.random.key(0), jnp.zeros((1, z_dim)),
                                            train=False)[0]
     )
     return generator, discriminator, z_dim, tuple(made.shape[1:])
@@ -169,8 +226,11 @@ def build_models(config: ml_collections.ConfigDict) -> tuple[Any, Any, int, tupl
 
 def build_penalty(config: ml_collections.ConfigDict) -> Optional[penalties.Penalty]:
     """The penalty of `config.loss` (None for "none"), after checking the loss name."""
-    objectives.get_loss(config.loss.name)
-    return penalties.make_penalty(config.loss.penalty, **_plain(config.loss.penalty_options))
+    try:
+        objectives.get_loss(config.loss.name)
+        return penalties.make_penalty(config.loss.penalty, **_plain(config.loss.penalty_options))
+    except (ValueError, TypeError) as err:
+        raise UserError(f"config.loss: {err}") from err
 
 
 def build(config: ml_collections.ConfigDict, source: Any = None) -> Experiment:
@@ -186,17 +246,25 @@ def build(config: ml_collections.ConfigDict, source: Any = None) -> Experiment:
         from gan_dynamics.data import images
 
         d = config.data
-        source = images.open_dataset(d.name, split=d.split, data_dir=d.data_dir or None,
-                                     image_size=d.image_size or None)
+        try:
+            source = images.open_dataset(d.name, split=d.split, data_dir=d.data_dir or None,
+                                         image_size=d.image_size or None)
+        except UserError:  # DatasetNotPreparedError: the prepare command
+            raise
+        except ValueError as err:
+            raise UserError(str(err)) from err
+    if source.num_examples < 1:
+        raise UserError(f"Dataset {config.data.name!r} split {config.data.split!r} has no "
+                        "examples; prepare it again or pick another split.")
     if image_shape != tuple(source.image_shape):
-        raise ValueError(
+        raise UserError(
             f"Dataset {config.data.name!r} gives images of shape {tuple(source.image_shape)} "
             f"but model {config.model.name!r} makes {image_shape}; pick a model (or "
             "model.image_size / model.channels) that matches the data."
         )
     return Experiment(
         generator, discriminator, z_dim, image_shape, optimizer, n_sub, source,
-        config.loss.name, penalty, float(config.loss.weight_clip),
+        config.loss.name, penalty,
     )
 
 

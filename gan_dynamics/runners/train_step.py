@@ -7,7 +7,9 @@
   `batches` has shape (n_sub, B, H, W, C): alternating optimizers take discriminator step
   i on batch i and the generator step on batch n_disc (`Game.substep`, fresh data per
   critic iteration as in Gulrajani et al. 2017, Alg. 1); others use batch 0. The step
-  key is `fold_in(base_key, step)`, so a resumed run draws the same noise.
+  key is `fold_in(base_key, step)`, so a resumed run draws the same noise. Weight
+  clipping (`config.loss.weight_clip`) is the optimizer's projection of the critic,
+  applied inside the update after every critic step (`train_config.build_optimizer`).
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from gan_dynamics import objectives, parallel, penalties
+from gan_dynamics import objectives, parallel
 from gan_dynamics.game import Game
 from gan_dynamics.runners.train_config import Experiment
 
 # Keys of the optimizer's info that are not per-step scalars worth logging.
-_NOT_LOGGED = frozenset({"aux"})
+_NOT_LOGGED = frozenset({"aux", "aux_y"})
 
 
 @flax.struct.dataclass
@@ -37,7 +39,7 @@ class TrainState:
     stats_x: Any  # generator batch statistics ({} when the model has none)
     stats_y: Any  # discriminator batch statistics
     opt_state: Any
-    key: jax.Array  # base key; the step's key is fold_in(key, step)
+    key: jax.Array  # base key as raw key data (it checkpoints as a plain uint32 array)
 
 
 # ------------------------------------------------------------------ models and game
@@ -99,7 +101,7 @@ def init_state(exp: Experiment, key: jax.Array) -> TrainState:
         stats_x=stats_x,
         stats_y=stats_y,
         opt_state=exp.optimizer.init(params_x, params_y),
-        key=key_run,
+        key=jax.random.key_data(key_run),
     )
 
 
@@ -109,8 +111,7 @@ def create_state(exp: Experiment, seed: int, mesh: jax.sharding.Mesh) -> tuple[T
     The abstract state (shapes, dtypes, shardings) is what a checkpoint restores into.
     """
     sharding = parallel.replicated(mesh)
-    # Raw uint32 keys: they checkpoint as plain arrays.
-    key = jax.random.PRNGKey(seed)
+    key = jax.random.key(seed)
     abstract = jax.eval_shape(lambda k: init_state(exp, k), key)
     shardings = jax.tree.map(lambda _: sharding, abstract)
     state = jax.jit(lambda k: init_state(exp, k), out_shardings=shardings)(key)
@@ -126,16 +127,18 @@ def make_train_step(exp: Experiment):
     def train_step(state: TrainState, batches: jax.Array):
         chex.assert_rank(batches, 2 + len(exp.image_shape))
         chex.assert_axis_dimension(batches, 0, exp.n_sub)
-        key = jax.random.fold_in(state.key, state.step)
+        key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
         game = step_game(exp, state, batches, key)
         params_x, params_y, opt_state, info = exp.optimizer.update(
             game, state.params_x, state.params_y, state.opt_state
         )
-        if exp.weight_clip:
-            params_y = penalties.clip_weights(params_y, exp.weight_clip)
+        # `aux` holds the model state the step ends in. The GAN metrics (d_real, d_fake,
+        # g_adversarial, penalty) come from the discriminator's last evaluation: for
+        # AltGD its last critic step (`aux_y`; the generator step evaluates only D(G(z))),
+        # for the simultaneous optimizers their one evaluation at the step's start.
         aux: objectives.GanAux = info["aux"]
         metrics = {k: v for k, v in info.items() if k not in _NOT_LOGGED}
-        metrics.update(aux.metrics)
+        metrics.update(info.get("aux_y", aux).metrics)
         new_state = state.replace(
             step=state.step + 1, params_x=params_x, params_y=params_y,
             stats_x=aux.state_x, stats_y=aux.state_y, opt_state=opt_state,
