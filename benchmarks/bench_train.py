@@ -127,4 +127,6 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from gan_dynamics.errors import run_main
+
+    run_main(main)

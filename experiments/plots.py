@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from typing import Any
 
 import matplotlib
@@ -22,11 +23,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gan_dynamics.errors import UserError, run_main  # noqa: E402
+
 
 def load_summary(workdir: str) -> dict[str, Any]:
     path = os.path.join(workdir, "summary.json")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"No {path}: run a sweep first, e.g. python experiments/run.py "
+        raise UserError(f"No {path}: run a sweep first, e.g. python experiments/run.py "
                                 f"--config=experiments/sweep_manifold_lr.py --workdir={workdir}")
     with open(path) as f:
         return json.load(f)
@@ -80,4 +84,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

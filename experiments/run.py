@@ -4,21 +4,36 @@
     python experiments/run.py --config=experiments/cifar_wgan_cgd.py --config.optimizer.lr_x=2e-4
 
 Every config file defines `get_config()` and names its `runner`, the function that runs
-it (table below). Overrides use `--config.a.b=value`; unknown keys fail before anything is
-compiled. `--workdir` defaults to `runs/<config file name>`.
+it (table below). Overrides use `--config.a.b=value`; a whole section is replaced by a
+Python dict literal, e.g. `--config.optimizer='{"name": "acgd", "lr_x": 2e-4}'`. Unknown
+keys and bad values fail before anything is compiled. `--workdir` defaults to
+`runs/<config file name>`.
+
+Exit status: 0 done; 2 a user error (bad config, missing data, unusable checkpoint or
+workdir: the message says what to change; `--debug` adds the traceback); 3 training
+diverged (non-finite loss); 128 + N stopped by signal N after saving a checkpoint (143
+for SIGTERM, 130 for Ctrl-C); run the same command again to resume.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import json
 import os
+import shutil
 import sys
-
-from absl import app, flags, logging
-from ml_collections import config_flags
+from typing import Any, NamedTuple, Optional, Sequence
 
 # Allow `python experiments/run.py` from a checkout without installing experiments/.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+from ml_collections.config_flags import config_flags as _config_flags  # noqa: E402
+
+from gan_dynamics import errors, signals  # noqa: E402
+from gan_dynamics.errors import UserError  # noqa: E402
 
 RUNNERS = {
     "toy_game": "gan_dynamics.runners.toy_run:run",
@@ -27,15 +42,23 @@ RUNNERS = {
     "image": "gan_dynamics.runners.train:run",
 }
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default runs/<config>).")
+
+class Invocation(NamedTuple):
+    """What a command line asks for."""
+
+    config: Any  # ml_collections.ConfigDict, overrides applied (quick not yet resolved)
+    config_path: str
+    overridden: dict[str, Any]  # override path ("train.num_steps") -> value
+    workdir: str
+    debug: bool
+    verbosity: Optional[int]  # None: absl/Orbax INFO stays off
 
 
 def resolve_runner(name: str):
     """The `run(config, workdir)` function registered under `name`."""
     if name not in RUNNERS:
-        raise ValueError(f"config.runner={name!r} is not one of {sorted(RUNNERS)}.")
+        raise UserError(f"config.runner={name!r} is not one of {sorted(RUNNERS)}."
+                        + errors.did_you_mean(name, RUNNERS))
     module, attr = RUNNERS[name].split(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -45,23 +68,193 @@ def default_workdir(config_path: str) -> str:
     return os.path.join("runs", stem)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    config = _CONFIG.value
-    if config is None:
-        raise app.UsageError("Pass --config=experiments/<experiment>.py")
+def _define_flags(argv: Sequence[str]) -> flags.FlagValues:
+    # A fresh FlagValues per parse: main(argv) can run many times in one process (tests).
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                    flag_values=fv, lock_config=True, sys_argv=list(argv))
+    flags.DEFINE_string("workdir", None, "Output directory (default runs/<config>).",
+                        flag_values=fv)
+    flags.DEFINE_bool("debug", False, "Show tracebacks of user errors.", flag_values=fv)
+    flags.DEFINE_integer("verbosity", None, "absl logging verbosity (1: INFO, Orbax's "
+                         "checkpoint lines included; 1 also shows tracebacks).",
+                         flag_values=fv, short_name="v")
+    flags.DEFINE_bool("help", False, "Show this help.", flag_values=fv, short_name="h")
+    return fv
+
+
+def _override_args(argv: Sequence[str]) -> list[tuple[str, str]]:
+    """(path, raw value) of each `--config.path=value` in order."""
+    out = []
+    for arg in argv:
+        if arg.startswith("--config.") and "=" in arg:
+            name, value = arg[len("--config."):].split("=", 1)
+            out.append((name, value))
+        elif arg.startswith("--config."):
+            out.append((arg[len("--config."):], "True"))
+    return out
+
+
+def _unknown_override(config_path: str, argv: Sequence[str]) -> Optional[str]:
+    """Why an override's key does not exist, with the keys nearby; None if all exist."""
+    base = _config_flags.ConfigFileFlagParser("config", lock_config=False).parse(config_path)
+    tree = base.to_dict()
+    for path, raw in _override_args(argv):
+        node, walked = tree, []
+        for key in path.split("."):
+            if not isinstance(node, dict) or key not in node:
+                where = "config" + "".join(f".{k}" for k in walked)
+                if not isinstance(node, dict):
+                    return (f"--config.{path}: {where} is a value, not a section; set it "
+                            f"as a whole: --config.{'.'.join(walked)}=VALUE.")
+                known = ", ".join(sorted(node)) or "none"
+                hint = errors.did_you_mean(key, node)
+                whole = ""
+                if walked and not hint:
+                    section = ".".join(walked)
+                    whole = (f" Keys of another kind (e.g. another optimizer's) need the "
+                             f"whole section as one Python dict: --config.{section}="
+                             f"'{_short_dict(node, key)}'.")
+                return (f"Unknown config key {key!r} in --config.{path}: {where} has no "
+                        f"{key!r}.{hint} Its keys: {known}.{whole}")
+            node, walked = node[key], walked + [key]
+        # A whole-section override replaces what later overrides can reach.
+        if isinstance(node, dict):
+            try:
+                value = ast.literal_eval(raw)
+            except (SyntaxError, ValueError):
+                continue
+            if isinstance(value, dict):
+                parent = tree
+                for key in path.split(".")[:-1]:
+                    parent = parent[key]
+                parent[path.split(".")[-1]] = value
+    return None
+
+
+def _short_dict(section: dict[str, Any], new_key: str) -> str:
+    """'{"name": "altgd", "lr_x": ...}': the section's name (if any) and the new key."""
+    items = [f'"name": {json.dumps(section["name"])}'] if "name" in section else []
+    items.append(f'"{new_key}": ...')
+    return "{" + ", ".join(items) + "}"
+
+
+def parse(argv: Sequence[str]) -> Invocation:
+    """Parse a command line (argv[0] is the program) into an `Invocation`; UserError if bad."""
+    argv = list(argv)
+    fv = _define_flags(argv)
+    config_arg = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+    if config_arg is not None:
+        path = config_arg.split(":")[0]
+        if not os.path.isfile(path):
+            here = os.path.dirname(path) or "."
+            options = ([os.path.join(os.path.dirname(path), f) for f in os.listdir(here)
+                        if f.endswith(".py")] if os.path.isdir(here) else [])
+            raise UserError(f"Config file {path} does not exist.{errors.did_you_mean(path, options)}"
+                            " Pass --config=experiments/<experiment>.py.")
+    try:
+        rest = fv(argv)
+    except (AttributeError, KeyError) as err:
+        reason = _unknown_override(config_arg, argv) if config_arg else None
+        raise UserError(reason or f"Bad config override: {err}") from err
+    except flags.Error as err:
+        raise UserError(f"{err}. Check the flag's spelling and value type "
+                        "(python experiments/run.py --help lists the flags).") from err
+    if fv["help"].value:
+        print(__doc__)
+        print(fv.get_help())
+        sys.exit(0)
+    if len(rest) > 1:
+        raise UserError(f"Unexpected arguments {rest[1:]}: flags are --name=value, "
+                        "e.g. --config.train.num_steps=100.")
+    if config_arg is None:
+        raise UserError("No config given: pass --config=experiments/<experiment>.py.")
+    try:
+        config = fv["config"].value
+        "runner" in config  # noqa: B015  (an unloadable file raises here)
+    except Exception as err:  # the config file's own error: user-fixable
+        raise UserError(f"Could not load config file {config_arg}: "
+                        f"{type(err).__name__}: {err}") from err
     if "runner" not in config:
-        raise app.UsageError(f"{flags.FLAGS['config'].config_filename} sets no `runner` "
-                             f"(one of {sorted(RUNNERS)}).")
-    # Progress goes to stdout; absl INFO (Orbax writes a line per checkpoint operation)
-    # would bury it. --verbosity=0 brings it back.
-    if flags.FLAGS["verbosity"].using_default_value:
-        logging.set_verbosity(logging.WARNING)
-    workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].config_filename)
-    os.makedirs(workdir, exist_ok=True)
-    resolve_runner(config.runner)(config, workdir)
+        raise UserError(f"{config_arg} sets no `runner` (one of {sorted(RUNNERS)}); "
+                        "add config.runner to its get_config().")
+    overridden = dict(config_flags.get_override_values(fv["config"]))
+    workdir = fv["workdir"].value or default_workdir(config_arg)
+    return Invocation(config, config_arg, overridden, workdir, bool(fv["debug"].value),
+                      fv["verbosity"].value)
+
+
+def quiet_logs(verbosity: Optional[int]) -> None:
+    """absl (and Orbax, which logs through it) at WARNING unless --verbosity asks for more."""
+    flags.FLAGS.mark_as_parsed()  # absl logging outside app.run: no "before flag parsing"
+    logging.set_verbosity(logging.WARNING if verbosity is None else verbosity)
+    logging.use_absl_handler()
+
+
+def prepare_workdir(workdir: str) -> bool:
+    """Create `workdir` if needed; True when this call created it. UserError if unusable."""
+    if os.path.exists(workdir):
+        if not os.path.isdir(workdir):
+            raise UserError(f"--workdir={workdir} is a file, not a directory; pass a "
+                            "directory (it is created if missing).")
+        return False
+    parent = os.path.dirname(os.path.abspath(workdir))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UserError(f"--workdir={workdir} lies under {parent}, which is a file; pass a "
+                        "directory path.")
+    try:
+        os.makedirs(workdir)
+    except OSError as err:
+        raise UserError(f"Cannot create --workdir={workdir}: {err.strerror}; pass a "
+                        "writable directory.") from err
+    return True
+
+
+def _remove_if_empty(workdir: str) -> None:
+    """Remove a workdir this run created if nothing was written to it."""
+    for _, _, files in os.walk(workdir):
+        if files:
+            return
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def execute(inv: Invocation) -> Any:
+    """Validate the config, prepare the workdir and run; the runner's result."""
+    from gan_dynamics import validation
+
+    config = validation.resolve_quick(inv.config, inv.overridden)
+    validation.check(config, data=False)
+    run = resolve_runner(config.runner)
+    created = prepare_workdir(inv.workdir)
+    try:
+        return run(config, inv.workdir)
+    except BaseException:
+        if created:
+            _remove_if_empty(inv.workdir)
+        raise
+
+
+def main(argv: Sequence[str]) -> int:
+    """The command line `argv` (argv[0]: the program) run; returns the exit status."""
+    debug = "--debug" in argv or any(a.startswith(("--verbosity=", "-v=")) and
+                                     a.split("=", 1)[1].lstrip("-").isdigit() and
+                                     int(a.split("=", 1)[1]) >= 1 for a in argv)
+    try:
+        inv = parse(argv)
+        debug = inv.debug or (inv.verbosity or 0) >= 1
+        quiet_logs(inv.verbosity)
+        execute(inv)
+    except UserError as err:
+        return errors.report(err, debug)
+    except signals.Stopped as stop:
+        return stop.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("Stopped without saving.\n")
+        return 130
+    return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    sys.exit(main(sys.argv))

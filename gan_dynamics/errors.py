@@ -1,8 +1,81 @@
 """The project's one exception for what a user can fix (config, data, checkpoint, workdir).
 
-Entry points print its message alone (no traceback) and exit with status 2.
+Entry points print its message alone (no traceback) and exit with status 2; `--debug`
+(or `GAN_DYNAMICS_DEBUG=1` for the scripts without that flag) shows the traceback. A
+message's first line says what is wrong and how to fix it; later lines may add detail.
+
+`UserError` derives from `ValueError` so that code catching bad values keeps working.
 """
 
+from __future__ import annotations
 
-class UserError(Exception):
+import difflib
+import os
+import sys
+import traceback
+from typing import Any, Callable, Iterable, TypeVar
+
+T = TypeVar("T")
+
+# Exit statuses of every entry point (README "Exit codes").
+EXIT_USER_ERROR = 2
+EXIT_NON_FINITE = 3
+
+
+class UserError(ValueError):
     """A problem the user can fix; the message says what was wrong and how to fix it."""
+
+
+class NonFiniteLoss(UserError):
+    """Training produced a NaN/inf loss; the message names the last good checkpoint."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """' Did you mean 'x'?' for the closest of `choices` (difflib), or ''."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+def debug_requested() -> bool:
+    """Tracebacks wanted: `--debug` / `--verbosity>=1` on the command line, or the env."""
+    if os.environ.get("GAN_DYNAMICS_DEBUG", "") not in ("", "0"):
+        return True
+    for arg in sys.argv[1:]:
+        if arg in ("--debug", "--debug=true", "--debug=True", "--debug=1"):
+            return True
+        if arg.startswith("--verbosity=") or arg.startswith("-v="):
+            try:
+                if int(arg.split("=", 1)[1]) >= 1:
+                    return True
+            except ValueError:
+                pass
+    return False
+
+
+def report(err: BaseException, debug: bool | None = None) -> int:
+    """Print `err` for a user (message alone unless debugging); return the exit status."""
+    if debug is None:
+        debug = debug_requested()
+    if debug:
+        traceback.print_exception(err)
+    message = str(err).strip() or type(err).__name__
+    sys.stderr.write(f"Error: {message}\n")
+    sys.stderr.flush()
+    return EXIT_NON_FINITE if isinstance(err, NonFiniteLoss) else EXIT_USER_ERROR
+
+
+def run_main(main: Callable[..., Any], *args: Any) -> None:
+    """Run a script's `main(*args)`; user errors and Ctrl-C end it without a traceback.
+
+    Use as `if __name__ == "__main__": errors.run_main(main)`.
+    """
+    try:
+        status = main(*args)
+    except UserError as err:
+        sys.exit(report(err))
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        sys.exit(130)
+    sys.exit(status if isinstance(status, int) else 0)

@@ -45,6 +45,16 @@ class StopNow(KeyboardInterrupt):
     """A second Ctrl-C: stop at once, without saving."""
 
 
+class Stopped(Exception):
+    """A run that stopped for signal `signum` after saving; entry points exit with
+    `exit_code` (128 + signum). The message says where the checkpoint is."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = int(signum)
+        self.exit_code = exit_code(signum)
+
+
 def exit_code(signum: int) -> int:
     """The shell's status for a process stopped by `signum`: 128 + signum (SIGTERM: 143)."""
     return 128 + int(signum)

@@ -62,14 +62,16 @@ import numpy as np
 from jax.sharding import Mesh
 
 from gan_dynamics import parallel
+from gan_dynamics.errors import UserError
 
 # Digit-triple permutations of Color MNIST: part of the dataset's definition.
 _COLOR_MNIST_SEED = 2018
 _CELEB_A_CROP = 108
 
 
-class DatasetNotPreparedError(FileNotFoundError):
-    """A tfds dataset is not prepared (in array_record format) in the data_dir used."""
+class DatasetNotPreparedError(UserError, FileNotFoundError):
+    """A tfds dataset is not prepared (in array_record format) in the data_dir used; the
+    message is the command that prepares it (a UserError: entry points print it alone)."""
 
 
 @dataclasses.dataclass(frozen=True)

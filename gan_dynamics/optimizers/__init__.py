@@ -10,7 +10,9 @@ import importlib
 import inspect
 from typing import Any
 
+from gan_dynamics.errors import UserError, did_you_mean
 from gan_dynamics.optimizers.base import GameOptimizer
+from gan_dynamics.validation import check_hyperparameters
 
 # name -> "module:factory" inside this package; modules load lazily.
 _REGISTRY = {
@@ -30,18 +32,23 @@ NAMES = tuple(_REGISTRY)
 def factory(name: str):
     """The factory function of the optimizer called `name`."""
     if name not in _REGISTRY:
-        raise ValueError(f"Unknown game optimizer {name!r}; choose one of {list(_REGISTRY)}.")
+        raise UserError(f"Unknown game optimizer {name!r}; choose one of {list(_REGISTRY)}."
+                        + did_you_mean(name, _REGISTRY))
     module, attr = _REGISTRY[name].split(":")
     return getattr(importlib.import_module(f"gan_dynamics.optimizers.{module}"), attr)
 
 
 def create(name: str, **hyperparameters: Any) -> GameOptimizer:
-    """Build the optimizer `name`; unknown hyperparameters fail with the accepted ones."""
+    """Build the optimizer `name`; unknown or bad hyperparameters fail with a UserError
+    naming the accepted ones or the valid range (`validation.check_hyperparameters`;
+    values that are JAX arrays, e.g. a sweep's traced lr, are not checked)."""
     make = factory(name)
     accepted = inspect.signature(make).parameters
     unknown = sorted(set(hyperparameters) - set(accepted))
     if unknown:
-        raise ValueError(
-            f"Optimizer {name!r} does not take {unknown}; it takes {list(accepted)}."
+        hints = "".join(did_you_mean(k, accepted) for k in unknown)
+        raise UserError(
+            f"Optimizer {name!r} does not take {unknown}; it takes {list(accepted)}.{hints}"
         )
+    check_hyperparameters(name, hyperparameters)
     return make(**hyperparameters)

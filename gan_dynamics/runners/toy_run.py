@@ -40,6 +40,7 @@ import numpy as np
 from jax import lax
 
 from gan_dynamics import optimizers, toy_games
+from gan_dynamics.errors import UserError, did_you_mean
 from gan_dynamics.game import Params
 from gan_dynamics.optimizers.base import GameOptimizer
 
@@ -152,11 +153,11 @@ def build_entries(config) -> dict[str, Entry]:
         try:
             problem = toy_games.make(**game_kwargs)
             optimizer = optimizers.create(name, **hyper)
-        except ValueError as err:
-            raise ValueError(f"config.optimizers.{entry}: {err}") from err
+        except (ValueError, TypeError) as err:
+            raise UserError(f"config.optimizers.{entry}: {err}") from err
         entries[entry] = Entry(problem, optimizer, game_kwargs)
     if not entries:
-        raise ValueError("config.optimizers is empty; add at least one optimizer entry.")
+        raise UserError("config.optimizers is empty; add at least one optimizer entry.")
     return entries
 
 
@@ -169,14 +170,21 @@ def _plain(value):
     return value
 
 
-def _check_config(config) -> None:
+def check_config(config) -> None:
+    """Fail before compiling on a toy-game config that lacks fields or has bad values."""
     missing = [k for k in _REQUIRED if k not in config]
     if missing:
-        raise ValueError(f"Toy-game config lacks {missing}; see experiments/bilinear.py.")
-    if not isinstance(config.steps, int) or config.steps < 1:
-        raise ValueError(f"config.steps must be a positive integer, got {config.steps!r}.")
+        raise UserError(f"Toy-game config lacks {missing}; see experiments/bilinear.py.")
+    if isinstance(config.steps, bool) or not isinstance(config.steps, int) or config.steps < 1:
+        raise UserError(f"config.steps={config.steps!r} must be a positive integer, e.g. 50.")
     if "name" not in config.game:
-        raise ValueError(f"config.game needs a `name`, one of {sorted(toy_games.PROBLEMS)}.")
+        raise UserError(f"config.game needs a `name`, one of {sorted(toy_games.PROBLEMS)}.")
+    if config.game.name not in toy_games.PROBLEMS:
+        raise UserError(f"config.game.name={config.game.name!r} is not one of "
+                        f"{sorted(toy_games.PROBLEMS)}."
+                        + did_you_mean(config.game.name, toy_games.PROBLEMS))
+    if not config.plot_radius > 0:
+        raise UserError(f"config.plot_radius={config.plot_radius} must be > 0.")
 
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
@@ -255,7 +263,7 @@ def _plots(workdir: str, trajectories: dict[str, Trajectory], config) -> list[st
 
 def run(config, workdir: str) -> dict[str, dict[str, Any]]:
     """Run every configured optimizer on the configured toy game; write and print results."""
-    _check_config(config)
+    check_config(config)
     os.makedirs(workdir, exist_ok=True)
     with jax.enable_x64(bool(config.x64)):
         entries = build_entries(config)
