@@ -3,18 +3,24 @@
 Competitive gradient descent needs products with the off-diagonal Hessian blocks
 `Dxy f = ∂²f/∂x∂y` and `Dyx g = ∂²g/∂y∂x` (Schaefer & Anandkumar 2019, Eq. 4). They are
 never formed: `Dxy f · v` is the forward-mode derivative of `∇x f` in direction v of y.
-Each block is linearised once per step (`jax.linearize`) and the linear map reused in
-every solver iteration; in a zero-sum game `Dyx f = (Dxy f)ᵀ` comes from the same
-linearisation by transposition (`jax.linear_transpose`) (DESIGN.md Sec. 4).
+One forward and backward pass per step is linearised in y (`jax.linearize`) and the
+linear map reused in every solver iteration; the other block comes from the same
+linearisation by transposition (`jax.linear_transpose`): `Dyx f = (Dxy f)ᵀ` in a zero-sum
+game, `Dyx g = (Dxy g)ᵀ` from the linearised `∇x g` in a general-sum one (DESIGN.md
+Sec. 4). Linearising in y alone keeps the tangents of everything that does not depend on y
+(a GAN's generator forward pass) symbolically zero.
 
-The solvers return the iteration count, the final residual norm and a convergence flag as
-arrays, which `jax.scipy.sparse.linalg` does not (DESIGN.md Sec. 11):
+The solvers return, as arrays, the iteration count, the final residual norm, a
+convergence flag and the number of products with the system's map they made, which
+`jax.scipy.sparse.linalg` does not (DESIGN.md Sec. 11):
 - `cg`: conjugate gradient for symmetric positive-definite maps, pytree-native. A
   non-positive curvature `pᵀAp <= 0` (singular or indefinite system) stops it at the last
   good iterate with `converged=False` instead of dividing by zero.
 - `gmres`: restarted GMRES with Givens rotations for non-symmetric maps; the Krylov basis
   is stored as one matrix, so the pytree is flattened at its boundary only.
-Both stop when `‖r‖ <= max(tol·‖b‖, atol)` or after `max_iter` matrix-vector products.
+Both stop when `‖r‖ <= max(tol·‖b‖, atol)` or after `max_iter` iterations. Pytree
+arithmetic is `optax.tree`'s, except the per-coordinate scaling by a pytree of step sizes
+(`tree_scale`) and dtype-preserving updates of loop carries.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import optax
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
@@ -35,35 +42,41 @@ LinearMap = Callable[[Tree], Tree]
 class SolverInfo(NamedTuple):
     """Diagnostics of one linear solve (all arrays)."""
 
-    iterations: jax.Array  # int32: matrix-vector products after the initial residual
+    iterations: jax.Array  # int32: Krylov iterations (CG steps; Arnoldi steps, all cycles)
     residual_norm: jax.Array  # ‖b - A x‖ of the returned x (recurrence value for CG)
     converged: jax.Array  # bool: the tolerance was met (False at max_iter or breakdown)
+    # int32: every product with the map: iterations, plus the initial residual when x0 is
+    # given, plus (GMRES) the true residual recomputed after each restart cycle
+    matvecs: jax.Array
 
 
 # ----------------------------------------------------------------------------- pytrees
 
 
-def tree_vdot(a: Tree, b: Tree) -> jax.Array:
-    """Real inner product of two pytrees with the same structure."""
-    leaves = [jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
-    return sum(leaves, jnp.zeros((), _result_dtype(a)))
-
-
-def tree_axpy(alpha: jax.Array, x: Tree, y: Tree) -> Tree:
-    """alpha * x + y, leafwise."""
-    return jax.tree.map(lambda xi, yi: (alpha * xi + yi).astype(yi.dtype), x, y)
-
-
 def tree_scale(scale: Tree | jax.Array, tree: Tree) -> Tree:
-    """Multiply `tree` by `scale`: a scalar, or a pytree of `tree`'s structure (per coordinate)."""
+    """Multiply `tree` by `scale`: a scalar, or a pytree of `tree`'s structure (per coordinate).
+
+    The result keeps `tree`'s dtypes (a float64 step size does not promote float32 leaves).
+    """
     if jax.tree.structure(scale) == jax.tree.structure(tree):
-        return jax.tree.map(lambda s, t: (s * t).astype(t.dtype), scale, tree)
-    return jax.tree.map(lambda t: (scale * t).astype(t.dtype), tree)
+        scaled = optax.tree.mul(scale, tree)
+    else:
+        scaled = optax.tree.scale(scale, tree)
+    return optax.tree.cast_like(scaled, tree)
 
 
-def _result_dtype(tree: Tree):
-    leaves = jax.tree.leaves(tree)
-    return jnp.result_type(*leaves) if leaves else jnp.float32
+# The inner product every caller of this module uses (SGA's alignment term too).
+tree_vdot = optax.tree.vdot
+
+
+def _add_scale(x: Tree, alpha: jax.Array, y: Tree) -> Tree:
+    """x + alpha * y in x's dtypes (so while-loop carries keep their type)."""
+    return optax.tree.cast_like(optax.tree.add_scale(x, alpha, y), x)
+
+
+def _zeros_of(fn: Callable[[Tree], Tree], arg: Tree) -> Tree:
+    """Zeros shaped like `fn(arg)`, without evaluating fn."""
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, arg))
 
 
 # ------------------------------------------------------------ mixed derivative blocks
@@ -104,27 +117,30 @@ def linearize_zero_sum(game: Game, params_x: Params, params_y: Params) -> ZeroSu
 
     gx, dxy_f, (f, gy_f, aux) = jax.linearize(grad_x_f, params_y, has_aux=True)
     transpose = jax.linear_transpose(dxy_f, params_y)
-    grads = Gradients(f, -f, gx, jax.tree.map(jnp.negative, gy_f), aux)
+    grads = Gradients(f, -f, gx, optax.tree.scale(-1.0, gy_f), aux)
     return ZeroSumLinearization(grads, dxy_f, lambda u: transpose(u)[0])
 
 
 def linearize_general_sum(
     game: Game, params_x: Params, params_y: Params
 ) -> GeneralSumLinearization:
-    """Two linearisations: y ↦ ∇x f(x, y) and x ↦ ∇y g(x, y)."""
+    """One forward/backward pass linearised in y: y ↦ (∇x f, ∇x g).
 
-    def grad_x_f(py):
+    Its first component gives Dxy f · v; the transpose of its second gives
+    Dyx g · u = (Dxy g)ᵀ u (mixed partials commute), so both blocks and both players'
+    gradients cost one linearisation, as in the zero-sum case.
+    """
+
+    def grads_x(py):
         (f, g), vjp_fn, aux = jax.vjp(game.losses, params_x, py, has_aux=True)
-        gx, _ = vjp_fn((jnp.ones_like(f), jnp.zeros_like(g)))
-        _, gy = vjp_fn((jnp.zeros_like(f), jnp.ones_like(g)))
-        return gx, (f, g, gy, aux)
+        gx_f, _ = vjp_fn((jnp.ones_like(f), jnp.zeros_like(g)))
+        gx_g, gy_g = vjp_fn((jnp.zeros_like(f), jnp.ones_like(g)))
+        return (gx_f, gx_g), (f, g, gy_g, aux)
 
-    def grad_y_g(px):
-        return jax.grad(lambda py: game.losses(px, py)[0][1])(params_y)
-
-    gx, dxy_f, (f, g, gy, aux) = jax.linearize(grad_x_f, params_y, has_aux=True)
-    _, dyx_g = jax.linearize(grad_y_g, params_x)
-    return GeneralSumLinearization(Gradients(f, g, gx, gy, aux), dxy_f, dyx_g)
+    (gx, _), mixed, (f, g, gy, aux) = jax.linearize(grads_x, params_y, has_aux=True)
+    transpose = jax.linear_transpose(lambda v: mixed(v)[1], params_y)
+    return GeneralSumLinearization(
+        Gradients(f, g, gx, gy, aux), lambda v: mixed(v)[0], lambda u: transpose(u)[0])
 
 
 # ------------------------------------------------------------------ conjugate gradient
@@ -142,8 +158,9 @@ def cg(
 ):
     """Conjugate gradient for a symmetric positive-definite `matvec`, warm-started at x0.
 
-    The residual starts at `b - A x0` (one extra product when x0 is given). Returns the
-    solution and a `SolverInfo`; on non-positive curvature it stops at the last iterate.
+    The residual starts at `b - A x0` (one product when x0 is given, none when it is
+    None). Returns the solution and a `SolverInfo`; on non-positive curvature it stops at
+    the last iterate.
 
     With `track=True`, `matvec(v)` returns `(A v, L v)` for a second linear map L whose
     value the product computes on the way (CGD's `Dxy f · v` inside its system), and the
@@ -151,11 +168,15 @@ def cg(
     no further product.
     """
     product = matvec if track else (lambda v: (matvec(v), ()))
-    x0 = jax.tree.map(jnp.zeros_like, b) if x0 is None else x0
-    ax0, lx0 = product(x0)
-    r0 = jax.tree.map(jnp.subtract, b, ax0)
-    rr0 = tree_vdot(r0, r0)
-    threshold_sq = jnp.maximum(tol**2 * tree_vdot(b, b), atol**2)
+    initial_products = 0 if x0 is None else 1
+    if x0 is None:
+        x0, r0 = optax.tree.zeros_like(b), b
+        lx0 = _zeros_of(lambda v: product(v)[1], b)
+    else:
+        ax0, lx0 = product(x0)
+        r0 = optax.tree.sub(b, ax0)
+    rr0 = optax.tree.vdot(r0, r0)
+    threshold_sq = jnp.maximum(tol**2 * optax.tree.vdot(b, b), atol**2)
 
     class _State(NamedTuple):
         x: Tree
@@ -171,20 +192,21 @@ def cg(
 
     def body(s: _State):
         ap, lp = product(s.p)
-        pap = tree_vdot(s.p, ap)
+        pap = optax.tree.vdot(s.p, ap)
         breakdown = ~(pap > 0) | ~jnp.isfinite(pap)
         alpha = jnp.where(breakdown, 0.0, s.rr / jnp.where(breakdown, 1.0, pap))
-        x = tree_axpy(alpha, s.p, s.x)
-        lx = tree_axpy(alpha, lp, s.lx)
-        r = tree_axpy(-alpha, ap, s.r)
-        rr_new = jnp.where(breakdown, s.rr, tree_vdot(r, r))
+        x = _add_scale(s.x, alpha, s.p)
+        lx = _add_scale(s.lx, alpha, lp)
+        r = _add_scale(s.r, -alpha, ap)
+        rr_new = jnp.where(breakdown, s.rr, optax.tree.vdot(r, r))
         beta = rr_new / jnp.where(s.rr > 0, s.rr, 1.0)
-        p = tree_axpy(beta, s.p, r)
+        p = _add_scale(r, beta, s.p)
         return _State(x, lx, r, p, rr_new, s.k + 1, breakdown)
 
     init = _State(x0, lx0, r0, r0, rr0, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
     s = lax.while_loop(cond, body, init)
-    info = SolverInfo(s.k, jnp.sqrt(s.rr), (s.rr <= threshold_sq) & ~s.breakdown)
+    info = SolverInfo(s.k, jnp.sqrt(s.rr), (s.rr <= threshold_sq) & ~s.breakdown,
+                      s.k + initial_products)
     return (s.x, info, s.lx) if track else (s.x, info)
 
 
@@ -200,21 +222,31 @@ def gmres(
     atol: float | jax.Array = 0.0,
     restart: int = 20,
     max_iter: int = 100,
-) -> tuple[Tree, SolverInfo]:
+    track: bool = False,
+):
     """Restarted GMRES(restart) for a general (non-symmetric) `matvec`.
 
-    Each restart runs Arnoldi with modified Gram-Schmidt and Givens rotations, stopping as
-    soon as the rotated residual meets the tolerance, then recomputes the true residual
-    `b - A x` (one product) to decide whether to restart. `max_iter` bounds the Arnoldi
-    products over all restarts.
+    Each restart cycle runs Arnoldi with modified Gram-Schmidt and Givens rotations,
+    stopping as soon as the rotated residual meets the tolerance, then recomputes the true
+    residual `b - A x` (one product) to decide whether to restart. The initial residual
+    costs one product when x0 is given. `max_iter` bounds the Arnoldi products over all
+    cycles. Returns the solution and a `SolverInfo`.
+
+    `track=True` works as in `cg`: `matvec(v)` returns `(A v, L v)` and the result is
+    `(x, info, L x)`, where L x is the value the last true-residual product computed on
+    the way (no further product).
     """
+    product = matvec if track else (lambda v: (matvec(v), ()))
     b_flat, unravel = ravel_pytree(b)
     n, dtype = b_flat.shape[0], b_flat.dtype
-    x_flat = jnp.zeros_like(b_flat) if x0 is None else ravel_pytree(x0)[0]
     m = max(1, min(restart, max_iter))
 
     def a_flat(v):
-        return ravel_pytree(matvec(unravel(v)))[0].astype(dtype)
+        return ravel_pytree(product(unravel(v))[0])[0].astype(dtype)
+
+    def residual(x_flat):
+        ax, lx = product(unravel(x_flat))
+        return b_flat - ravel_pytree(ax)[0].astype(dtype), lx
 
     threshold = jnp.maximum(tol * jnp.linalg.norm(b_flat), atol)
     tiny = jnp.finfo(dtype).tiny
@@ -278,19 +310,35 @@ def gmres(
         x_new = x + coeffs @ basis[:m]
         return x_new, j
 
-    def outer_cond(c):
-        _, r_norm, k, stalled = c[1], c[2], c[3], c[4]
-        return (r_norm > threshold) & (k < max_iter) & ~stalled
+    class _State(NamedTuple):
+        x: jax.Array  # flat iterate
+        lx: Tree  # L x (track=True)
+        r: jax.Array  # its true residual
+        r_norm: jax.Array
+        k: jax.Array  # Arnoldi products so far
+        cycles: jax.Array
+        stalled: jax.Array  # the last cycle made no Arnoldi step
 
-    def outer_body(c):
-        x, r, _, k, _ = c
-        x_new, j = arnoldi_cycle(x, r, k)
-        r_new = b_flat - a_flat(x_new)
-        return x_new, r_new, jnp.linalg.norm(r_new), k + j, j == 0
+    def outer_cond(s: _State):
+        return (s.r_norm > threshold) & (s.k < max_iter) & ~s.stalled
 
-    r_init = b_flat - a_flat(x_flat)
-    init = (x_flat, r_init, jnp.linalg.norm(r_init), jnp.zeros((), jnp.int32),
-            jnp.zeros((), bool))
-    x_flat, _, r_norm, k, _ = lax.while_loop(outer_cond, outer_body, init)
-    r_norm = jnp.where(jnp.isfinite(r_norm), r_norm, jnp.inf)
-    return unravel(x_flat), SolverInfo(k, r_norm, r_norm <= threshold)
+    def outer_body(s: _State):
+        x_new, j = arnoldi_cycle(s.x, s.r, s.k)
+        r_new, lx = residual(x_new)
+        return _State(x_new, lx, r_new, jnp.linalg.norm(r_new), s.k + j, s.cycles + 1, j == 0)
+
+    if x0 is None:
+        x_flat, r_init = jnp.zeros_like(b_flat), b_flat
+        lx_init = _zeros_of(lambda v: product(v)[1], b)
+    else:
+        x_flat = ravel_pytree(x0)[0].astype(dtype)
+        r_init, lx_init = residual(x_flat)
+    zero = jnp.zeros((), jnp.int32)
+    init = _State(x_flat, lx_init, r_init, jnp.linalg.norm(r_init), zero, zero,
+                  jnp.zeros((), bool))
+    s = lax.while_loop(outer_cond, outer_body, init)
+    r_norm = jnp.where(jnp.isfinite(s.r_norm), s.r_norm, jnp.inf)
+    matvecs = s.k + s.cycles + (0 if x0 is None else 1)
+    info = SolverInfo(s.k, r_norm, r_norm <= threshold, matvecs)
+    x = unravel(s.x)
+    return (x, info, s.lx) if track else (x, info)

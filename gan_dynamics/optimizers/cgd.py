@@ -22,9 +22,13 @@ default, alternates between solving the y-system and the x-system on successive 
 starting with y as the reference implementation does. The solve stops when
 ‖r‖ <= max(tol·‖b‖, atol) (reference: tol² = 1e-12, atol² = 1e-20 on squared norms).
 
-Cost (info["grad_evals"]): one gradient, plus one mixed product for the right-hand side,
-two for the warm-start residual and two per solver iteration: 4 + 2k. CG accumulates the
-reaction term's product with its iterate; GMRES spends one more product on it (5 + 2k).
+Cost (info["grad_evals"]), counted from what the step evaluated: one linearisation (both
+players' gradients, zero- or general-sum), one mixed product for the right-hand side and
+two per product with the system's matrix, as the solver reports them (`matvecs`): the
+warm-start residual, one per iteration and, for GMRES, the true residual after each
+restart cycle. That is 4 + 2k for CG after k iterations and 4 + 2k + 2c for GMRES after k
+iterations in c cycles. The other player's reaction term costs no product: CG accumulates
+it with its iterate, GMRES takes it from its last true-residual product.
 """
 
 from __future__ import annotations
@@ -76,9 +80,9 @@ def _uses_cg(solver: str, zero_sum: bool) -> bool:
     return solver == "cg" or (solver == "auto" and zero_sum)
 
 
-def _fixed_evals(solver: str, zero_sum: bool) -> int:
-    """Gradient-equivalents of a step besides the solver's two per iteration."""
-    return 4 if _uses_cg(solver, zero_sum) else 5
+# A step's cost besides its mixed products: `mixed_blocks` linearises one forward and
+# backward pass, which gives both players' gradients.
+_GRADIENT_PASSES = 1
 
 
 def mixed_blocks(game: Game, params_x: Params, params_y: Params) -> linalg.GeneralSumLinearization:
@@ -110,7 +114,7 @@ def competitive_step(
     """One CGD update with step sizes η_x, η_y (scalars or per-coordinate pytrees).
 
     `blocks` comes from `mixed_blocks`; `zero_sum` selects CG under solver="auto".
-    Returns (Δx, Δy, new solver state, SolverInfo).
+    Returns (Δx, Δy, new solver state, SolverInfo, mixed products made: an int32 array).
     """
     grads, dxy_f, dyx_g = blocks
     gx, gy = grads.grad_x, grads.grad_y
@@ -125,8 +129,9 @@ def competitive_step(
     def krylov(inner, outer, sqrt_p, eta_q, b, x0):
         """Solve z - P·outer(η_q ⊙ inner(P·z)) = b for z; return z, info, inner(P·z).
 
-        Each product computes inner(P·v) on the way; CG accumulates it along with z, so
-        the other player's reaction term inner(P·z) costs no further mixed product.
+        Each product (two mixed products) computes inner(P·v) on the way; the solvers
+        return it for z (`track`), so the other player's reaction term inner(P·z) costs no
+        further mixed product.
         """
         def product(v):
             reaction = inner(scale(sqrt_p, v))
@@ -135,9 +140,8 @@ def competitive_step(
         if use_cg:
             return linalg.cg(product, b, x0, tol=tol, atol=atol, max_iter=max_iter,
                              track=True)
-        z, info = linalg.gmres(lambda v: product(v)[0], b, x0, tol=tol, atol=atol,
-                               restart=restart, max_iter=max_iter)
-        return z, info, inner(scale(sqrt_p, z))
+        return linalg.gmres(product, b, x0, tol=tol, atol=atol, restart=restart,
+                            max_iter=max_iter, track=True)
 
     def solve_x(_):
         b = neg(scale(sqrt_x, sub(gx, dxy_f(scale(eta_y, gy)))))
@@ -163,16 +167,18 @@ def competitive_step(
         result = lax.cond(state.solve_y, solve_y, solve_x, None)
     dx, dy, warm_x, warm_y, info = result
     next_solve_y = ~state.solve_y if solve == "alternate" else state.solve_y
-    return dx, dy, CGDState(warm_x, warm_y, next_solve_y), info
+    # one for the right-hand side, two in each product of the system's matrix
+    mixed_products = 1 + 2 * info.matvecs
+    return dx, dy, CGDState(warm_x, warm_y, next_solve_y), info, mixed_products
 
 
 def _finish(params_x, params_y, dx, dy, grads, sinfo: linalg.SolverInfo, solved_y,
-            fixed_evals: int):
+            mixed_products: jax.Array):
     """Apply the updates; the diagnostics of base.step_info plus the solver's."""
     new_x = jax.tree.map(lambda p, d: (p + d).astype(p.dtype), params_x, dx)
     new_y = jax.tree.map(lambda p, d: (p + d).astype(p.dtype), params_y, dy)
     info = step_info(grads.f, grads.g, grads.grad_x, grads.grad_y, dx, dy, new_x, new_y,
-                     grad_evals=fixed_evals + 2 * sinfo.iterations, aux=grads.aux)
+                     grad_evals=_GRADIENT_PASSES + mixed_products, aux=grads.aux)
     info.update(solver_iterations=sinfo.iterations, solver_residual=sinfo.residual_norm,
                 solver_converged=sinfo.converged, solved_for_y=solved_y)
     return new_x, new_y, info
@@ -207,11 +213,11 @@ def cgd(
     def update(game, params_x, params_y, state):
         blocks = mixed_blocks(game, params_x, params_y)
         grads = blocks.grads
-        dx, dy, state_new, sinfo = competitive_step(
+        dx, dy, state_new, sinfo, products = competitive_step(
             blocks, game.zero_sum, jnp.asarray(lr_x), jnp.asarray(lr_y), state, solve=solve,
             solver=solver, tol=tol, atol=atol, max_iter=max_iter, restart=restart)
         new_x, new_y, info = _finish(params_x, params_y, dx, dy, grads, sinfo, state.solve_y,
-                                     _fixed_evals(solver, game.zero_sum))
+                                     products)
         return new_x, new_y, state_new, info
 
     return GameOptimizer(init, update)
@@ -257,11 +263,11 @@ def acgd(
         step_size = lambda lr, nu: jax.tree.map(
             lambda n: (lr * correction / (jnp.sqrt(n) + eps)).astype(n.dtype), nu)
         eta_x, eta_y = step_size(lr_x, nu_x), step_size(lr_y, nu_y)
-        dx, dy, solver_state, sinfo = competitive_step(
+        dx, dy, solver_state, sinfo, products = competitive_step(
             blocks, game.zero_sum, eta_x, eta_y, state.solver, solve=solve, solver=solver,
             tol=tol, atol=atol, max_iter=max_iter, restart=restart)
         new_x, new_y, info = _finish(params_x, params_y, dx, dy, grads, sinfo,
-                                     state.solver.solve_y, _fixed_evals(solver, game.zero_sum))
+                                     state.solver.solve_y, products)
         return new_x, new_y, ACGDState(count, nu_x, nu_y, solver_state), info
 
     return GameOptimizer(init, update)
