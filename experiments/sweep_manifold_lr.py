@@ -56,7 +56,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.run_optimizers = "altgd,acgd,cgd"
     config.optimizers = optimizer_settings()
     config.num_seeds = 1000
-    config.chunk_seeds = 256  # seeds per dispatch: bounds memory (x lrs x state)
+    # Runs (seed x lr pairs) vmapped together, groups run one after another on each
+    # device: bounds the step's memory and keeps it in cache (docs/sweeps.md).
+    config.chunk_seeds = 128
+    config.chunk_steps = 0  # steps per chunk (progress line, stop check); 0: ~100 chunks
+    config.checkpoint_every = 10  # chunks between checkpoints (and on SIGTERM/SIGINT)
+    config.prng_impl = "threefry2x32"  # or "rbg" (faster on CPU; other random streams)
     config.num_devices = 0  # 0: shard seeds over every device
     config.dims = (10,)  # used by the dim sweep only
     # The README's table (2): NS vs the two penalties under AltGD, 32 seeds, 1k steps.

@@ -30,7 +30,8 @@ import copy
 import inspect
 import json
 import os
-from typing import Any, Callable, NamedTuple
+import time
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +41,7 @@ from absl import logging
 
 from gan_dynamics import objectives, penalties
 from gan_dynamics.data import synthetic as synthetic_data
+from gan_dynamics.errors import UserError
 from gan_dynamics.metrics import gaussian
 from gan_dynamics.models import synthetic as models
 from gan_dynamics.optimizers import create as create_optimizer
@@ -102,16 +104,23 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.sigma must be > 0, got {config.sigma}.")
     if config.init == "parallel" and config.dim < 2:
         raise ValueError("The parallel-lines start needs config.dim >= 2.")
+    if objectives.fedus_model(config.model).clip and not config.weight_clip > 0:
+        raise ValueError(f"config.model={config.model!r} clips the critic's weights to "
+                         f"±config.weight_clip, which must be > 0 (Arjovsky et al.: "
+                         f"{objectives.WGAN_CLIP}); got {config.weight_clip}.")
     if config.weight_clip < 0:
-        raise ValueError(f"config.weight_clip must be >= 0 (0: no clipping), got "
-                         f"{config.weight_clip}.")
+        raise ValueError(f"config.weight_clip must be >= 0, got {config.weight_clip}.")
 
 
-def make_optimizer(optimizer_config: ml_collections.ConfigDict, lr: Array):
-    """The game optimizer of `optimizer_config` with learning rate `lr` for both players."""
+def make_optimizer(optimizer_config: ml_collections.ConfigDict, lr: Array,
+                   project_y: Optional[Callable[[Any], Any]] = None):
+    """The game optimizer of `optimizer_config` with learning rate `lr` for both players
+    and `project_y` (the critic's weight clipping, or None) as its critic projection."""
     name = optimizer_config.name
     accepted = inspect.signature(optimizer_factory(name)).parameters
     hparams = dict(optimizer_config.get("options", {}))
+    if project_y is not None:
+        hparams["project_y"] = project_y
     if "transform_x" in accepted:
         spec = {**dict(optimizer_config.transform), "lr": lr}
         hparams.update(transform_x=spec, transform_y=spec)
@@ -168,7 +177,10 @@ def make_run_fns(config: ml_collections.ConfigDict) -> RunFns:
     generate = objectives.stateless(models.generate)
     discriminate = objectives.linen_apply(disc)
     penalty_options = _penalty_options(config)
-    clip = float(config.weight_clip)
+    # Model "wgan_clip": the critic is clipped after every one of its updates, inside the
+    # optimizer (each of AltGD's n_disc steps), not after the whole step.
+    clip = (penalties.weight_clip(float(config.weight_clip))
+            if objectives.fedus_model(config.model).clip else None)
 
     def init_generator(key):
         return jax.tree.map(lambda a: a.astype(dtype), models.init_generator(
@@ -195,60 +207,165 @@ def make_run_fns(config: ml_collections.ConfigDict) -> RunFns:
         else:
             params_x = init_generator(key_gen)
         params_y = disc.init(key_disc, jnp.zeros((1, dim), dtype))["params"]
-        opt_state = make_optimizer(config.optimizer, lr).init(params_x, params_y)
+        opt_state = make_optimizer(config.optimizer, lr, clip).init(params_x, params_y)
         reference = errors(init_generator(key_ref), data_line, sigma)
         return RunState(params_x, params_y, opt_state, data_line, key_steps), reference
 
     def step(state: RunState, t: Array, lr: Array) -> tuple[RunState, dict[str, Array]]:
         game = game_at(jax.random.fold_in(state.steps_key, t), state.data)
-        px, py, opt_state, info = make_optimizer(config.optimizer, lr).update(
+        px, py, opt_state, info = make_optimizer(config.optimizer, lr, clip).update(
             game, state.params_x, state.params_y, state.opt_state)
-        if clip > 0:
-            py = penalties.clip_weights(py, clip)
         return state._replace(params_x=px, params_y=py, opt_state=opt_state), info
 
     return RunFns(init, step)
 
 
+class TrainCarry(NamedTuple):
+    """What a run carries from one logging block to the next: its state and the
+    cumulative gradient evaluations (the logged `grad_evals`)."""
+
+    state: RunState
+    grad_evals: Array
+
+
+class ChunkFns(NamedTuple):
+    """A run as a start and a chunk of logging blocks, for runs that report as they go.
+
+    `start(key, lr) -> (carry, reference, logged, generator)`: the initial carry, the
+    random-init reference errors and the entries logged at step 0.
+    `advance(carry, chunk, lr) -> (carry, logged, generators)`: logging blocks
+    `chunk * blocks .. (chunk + 1) * blocks - 1` (each `log_every` steps); `logged` has
+    one entry per block. Running `start` and then `advance` for chunk 0, 1, ... computes
+    what `make_train`'s `train` scans in one go.
+    """
+
+    start: Callable[[Array, Array], tuple[TrainCarry, dict[str, Array], dict[str, Array], Any]]
+    advance: Callable[[TrainCarry, Array, Array], tuple[TrainCarry, dict[str, Array], Any]]
+    blocks: int
+
+
+def make_chunk_fns(config: ml_collections.ConfigDict, blocks: int,
+                   record_generator: bool = False) -> ChunkFns:
+    """`start` and `advance` (chunks of `blocks` logging blocks) of a run of `config`."""
+    fns = make_run_fns(config)
+    sigma, log_every = float(config.sigma), int(config.log_every)
+    summed = INFO_METRICS + ("grad_evals",)
+
+    def start(key: Array, lr: Array):
+        state, reference = fns.init(key, lr)
+        logged = {name: jnp.full((), jnp.nan, jnp.float32) for name in INFO_METRICS}
+        logged.update(errors(state.params_x, state.data, sigma),
+                      grad_evals=jnp.zeros((), jnp.float32))
+        return (TrainCarry(state, jnp.zeros((), jnp.float32)), reference, logged,
+                state.params_x if record_generator else None)
+
+    def one_step(carry, t, lr):
+        state, sums = carry
+        state, info = fns.step(state, t, lr)
+        return (state, {name: sums[name] + info[name] for name in summed}), None
+
+    def one_block(carry: TrainCarry, block: Array, lr: Array):
+        sums = {name: jnp.zeros((), jnp.float32) for name in summed}
+        block_steps = block * log_every + jnp.arange(log_every)
+        (state, sums), _ = jax.lax.scan(lambda c, t: one_step(c, t, lr),
+                                        (carry.state, sums), block_steps)
+        grad_evals = carry.grad_evals + sums["grad_evals"]
+        logged = {name: sums[name] / log_every for name in INFO_METRICS}
+        logged.update(errors(state.params_x, state.data, sigma), grad_evals=grad_evals)
+        return TrainCarry(state, grad_evals), (
+            logged, state.params_x if record_generator else None)
+
+    def advance(carry: TrainCarry, chunk: Array, lr: Array):
+        carry, (logged, generators) = jax.lax.scan(
+            lambda c, b: one_block(c, b, lr), carry, chunk * blocks + jnp.arange(blocks))
+        return carry, logged, generators
+
+    return ChunkFns(start, advance, int(blocks))
+
+
 def make_train(config: ml_collections.ConfigDict,
                record_generator: bool = False) -> Callable[[Array, Array], TrainResult]:
     """A pure `train(key, lr)` running `config.steps` steps; jit/vmap it freely."""
-    fns = make_run_fns(config)
-    sigma, steps, log_every = float(config.sigma), int(config.steps), int(config.log_every)
-    summed = INFO_METRICS + ("grad_evals",)
+    steps, log_every = int(config.steps), int(config.log_every)
+    fns = make_chunk_fns(config, steps // log_every, record_generator)
 
     def train(key: Array, lr: Array) -> TrainResult:
-        state, reference = fns.init(key, lr)
-
-        def one_step(carry, t):
-            state, sums = carry
-            state, info = fns.step(state, t, lr)
-            return (state, {name: sums[name] + info[name] for name in summed}), None
-
-        def one_block(carry, block):
-            state, grad_evals = carry
-            sums = {name: jnp.zeros((), jnp.float32) for name in summed}
-            block_steps = block * log_every + jnp.arange(log_every)
-            (state, sums), _ = jax.lax.scan(one_step, (state, sums), block_steps)
-            grad_evals = grad_evals + sums["grad_evals"]
-            logged = {name: sums[name] / log_every for name in INFO_METRICS}
-            logged.update(errors(state.params_x, state.data, sigma), grad_evals=grad_evals)
-            return (state, grad_evals), (logged, state.params_x if record_generator else None)
-
-        start = {name: jnp.full((), jnp.nan, jnp.float32) for name in INFO_METRICS}
-        start.update(errors(state.params_x, state.data, sigma),
-                     grad_evals=jnp.zeros((), jnp.float32))
-        _, (logged, generators) = jax.lax.scan(
-            one_block, (state, jnp.zeros((), jnp.float32)), jnp.arange(steps // log_every))
-        metrics = {name: jnp.concatenate([start[name][None].astype(logged[name].dtype),
-                                          logged[name]]) for name in METRICS}
-        if record_generator:
-            generators = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]),
-                                      state.params_x, generators)
-        step_numbers = jnp.arange(steps // log_every + 1) * log_every
-        return TrainResult(step_numbers, metrics, reference, state.data, generators)
+        carry, reference, start, generator = fns.start(key, lr)
+        carry, logged, generators = fns.advance(carry, jnp.zeros((), jnp.int32), lr)
+        return assemble(start, logged, reference, carry.state.data, generator, generators,
+                        log_every)
 
     return train
+
+
+def assemble(start: dict[str, Array], logged: dict[str, Array], reference: dict[str, Array],
+             data: synthetic_data.AffineGaussian, generator: Any, generators: Any,
+             log_every: int) -> TrainResult:
+    """The TrainResult of a run from its step-0 entries and the blocks' (time axis last
+    but one for batched runs: `logged` leaves are (..., T))."""
+    xp = jnp if isinstance(next(iter(logged.values())), jax.Array) else np
+    metrics = {name: xp.concatenate([xp.asarray(start[name])[..., None].astype(
+        logged[name].dtype), logged[name]], axis=-1) for name in METRICS}
+    if generator is not None:
+        generators = jax.tree.map(lambda a, b: xp.concatenate([a[None], b]), generator,
+                                  generators)
+    num_logs = next(iter(logged.values())).shape[-1]
+    return TrainResult(xp.arange(num_logs + 1) * log_every, metrics, reference, data,
+                       generators)
+
+
+def chunk_blocks(config: ml_collections.ConfigDict, target_chunks: int = 20) -> int:
+    """Logging blocks per chunk: `config.chunk_steps / log_every` when set, else the
+    divisor of the number of blocks nearest to `target_chunks` chunks (one compiled
+    program runs every chunk, so the chunk must divide the run)."""
+    blocks = int(config.steps) // int(config.log_every)
+    chunk_steps = int(config.get("chunk_steps", 0) or 0)
+    if chunk_steps:
+        if chunk_steps % int(config.log_every) or int(config.steps) % chunk_steps:
+            raise UserError(f"config.chunk_steps={chunk_steps} must be a multiple of "
+                            f"config.log_every={config.log_every} and divide config.steps="
+                            f"{config.steps} (0: choose automatically).")
+        return chunk_steps // int(config.log_every)
+    divisors = [b for b in range(1, blocks + 1) if blocks % b == 0]
+    return min(divisors, key=lambda b: (abs(blocks // b - target_chunks), -b))
+
+
+class Progress:
+    """Progress lines of a long run: seed-steps per second, the current mean error and an
+    ETA, one line per chunk (`update`), to stdout."""
+
+    def __init__(self, label: str, total_steps: int, runs: int, done_steps: int = 0):
+        self.label, self.total, self.runs = label, int(total_steps), int(runs)
+        self.first_done = int(done_steps)
+        self.started = time.perf_counter()
+
+    def line(self, done_steps: int, errors_now: np.ndarray, metric: str = "param_error") -> str:
+        elapsed = time.perf_counter() - self.started
+        new = done_steps - self.first_done
+        rate = self.runs * new / elapsed if elapsed > 0 and new else float("nan")
+        eta = (self.total - done_steps) * self.runs / rate if new else float("nan")
+        errors_now = np.asarray(errors_now, np.float64).ravel()
+        finite = np.isfinite(errors_now)
+        mean = errors_now[finite].mean() if finite.any() else float("nan")
+        diverged = f", {np.sum(~finite)} non-finite" if not finite.all() else ""
+        return (f"{self.label}step {done_steps}/{self.total} ({done_steps / self.total:.0%}) "
+                f"{rate:,.0f} seed-steps/s  mean {metric} {mean:.4g}{diverged}  "
+                f"ETA {format_seconds(eta)}")
+
+    def update(self, done_steps: int, errors_now: np.ndarray) -> None:
+        print(self.line(done_steps, errors_now), flush=True)
+
+
+def format_seconds(seconds: float) -> str:
+    """"1h02m", "3m05s", "42s" (or "?" when unknown)."""
+    if not np.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
 
 
 def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -259,9 +376,14 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return resolved
 
 
-def seed_key(base_seed: int, index: int | Array) -> Array:
-    """The key of run number `index` of a sweep (a single run with the same index equals it)."""
-    return jax.random.fold_in(jax.random.key(base_seed), index)
+def seed_key(base_seed: int, index: int | Array, impl: Optional[str] = None) -> Array:
+    """The key of run number `index` of a sweep (a single run with the same index equals it).
+
+    `impl` is the PRNG implementation (`config.prng_impl`: None or "threefry2x32", JAX's
+    default; "rbg" or "unsafe_rbg", much faster on CPU); every key of the run derives from
+    this one and keeps its implementation.
+    """
+    return jax.random.fold_in(jax.random.key(base_seed, impl=impl or None), index)
 
 
 def snapshot_plot(result: TrainResult, sigma: float, path: str, num_snapshots: int = 3,
@@ -312,15 +434,37 @@ def _finite_summary(metrics: dict[str, np.ndarray]) -> dict[str, Any]:
     return {"final": final, "finite": bool(np.all(np.isfinite([final[m] for m in ERROR_METRICS])))}
 
 
+def train_with_progress(config: ml_collections.ConfigDict, key: Array, lr: Array
+                        ) -> TrainResult:
+    """`make_train(config, record_generator=True)(key, lr)` on the host, run as chunks of
+    `chunk_blocks(config)` logging blocks (one compiled program for every chunk) with a
+    progress line after each."""
+    fns = make_chunk_fns(config, chunk_blocks(config), record_generator=True)
+    start, advance = jax.jit(fns.start), jax.jit(fns.advance)
+    carry, reference, first, generator = start(key, lr)
+    chunk_steps = fns.blocks * int(config.log_every)
+    progress = Progress("", int(config.steps), 1)
+    logged, generators = [], []
+    for chunk in range(int(config.steps) // chunk_steps):
+        carry, block_logs, block_generators = advance(carry, jnp.int32(chunk), lr)
+        logged.append(jax.device_get(block_logs))
+        generators.append(jax.device_get(block_generators))
+        progress.update((chunk + 1) * chunk_steps, logged[-1]["param_error"][-1])
+    logged = {name: np.concatenate([part[name] for part in logged]) for name in METRICS}
+    generators = jax.tree.map(lambda *parts: np.concatenate(parts), *generators)
+    return assemble(jax.device_get(first), logged, jax.device_get(reference),
+                    jax.device_get(carry.state.data), jax.device_get(generator), generators,
+                    int(config.log_every))
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Runner "synthetic": one seed; writes results.json, metrics.npz and snapshots.png."""
     config = resolve(config)
     validate(config)
-    train = jax.jit(make_train(config, record_generator=True))
-    key = seed_key(config.seed, config.seed_index)
+    key = seed_key(config.seed, config.seed_index, config.get("prng_impl"))
     print(f"Training {config.model} with {config.optimizer.name} for {config.steps} steps.",
           flush=True)
-    result = jax.device_get(train(key, jnp.asarray(config.optimizer.lr, jnp.float32)))
+    result = train_with_progress(config, key, jnp.asarray(config.optimizer.lr, jnp.float32))
     metrics = {name: np.asarray(v) for name, v in result.metrics.items()}
     summary = {
         "model": config.model,
