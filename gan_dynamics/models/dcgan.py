@@ -64,12 +64,14 @@ class Generator(nn.Module):
       z_dim: latent size.
       width: channels of the last hidden layer (ngf); the first has width*2^(k-1).
       channels: image channels.
+      conv_impl: "auto", "lax" or "matmul" (`layers.CONV_IMPLS`); same function, other program.
     """
 
     image_size: int = 64
     z_dim: int = 100
     width: int = 64
     channels: int = 3
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, z: jax.Array, train: bool) -> jax.Array:
@@ -82,10 +84,11 @@ class Generator(nn.Module):
         for i in range(1, n):
             c //= 2
             h = layers.ConvTranspose(c, (5, 5), (2, 2), _UP_PAD, use_bias=False,
-                                 kernel_init=_W_INIT, name=f"deconv{i}")(h)
+                                     kernel_init=_W_INIT, impl=self.conv_impl,
+                                     name=f"deconv{i}")(h)
             h = nn.relu(nn.BatchNorm(use_running_average=not train, name=f"bn{i}", **_BN)(h))
         h = layers.ConvTranspose(self.channels, (5, 5), (2, 2), _UP_PAD, use_bias=False,
-                             kernel_init=_W_INIT, name=f"deconv{n}")(h)
+                                 kernel_init=_W_INIT, impl=self.conv_impl, name=f"deconv{n}")(h)
         return jnp.tanh(h)
 
 
@@ -99,26 +102,31 @@ class Discriminator(nn.Module):
     image_size: int = 64
     width: int = 64
     channels: int = 3
+    conv_impl: str = "auto"  # layers.CONV_IMPLS
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         chex.assert_shape(x, (None, self.image_size, self.image_size, self.channels))
         n = _num_octaves(self.image_size)
         h = layers.Conv(self.width, (5, 5), (2, 2), _DOWN_PAD, use_bias=False,
-                    kernel_init=_W_INIT, name="conv1")(x)
+                        kernel_init=_W_INIT, impl=self.conv_impl, name="conv1")(x)
         h = nn.leaky_relu(h, 0.2)
         for i in range(2, n + 1):
             h = layers.Conv(self.width * 2 ** (i - 1), (5, 5), (2, 2), _DOWN_PAD,
-                        use_bias=False, kernel_init=_W_INIT, name=f"conv{i}")(h)
+                            use_bias=False, kernel_init=_W_INIT, impl=self.conv_impl,
+                            name=f"conv{i}")(h)
             h = nn.BatchNorm(use_running_average=not train, name=f"bn{i}", **_BN)(h)
             h = nn.leaky_relu(h, 0.2)
         h = h.reshape(x.shape[0], -1)
         return nn.Dense(1, use_bias=False, kernel_init=_W_INIT, name="linear")(h)[:, 0]
 
 
-def make(image_size: int = 64, z_dim: int = 100, width: int = 64,
-         channels: int = 3) -> tuple[Generator, Discriminator]:
+def make(image_size: int = 64, z_dim: int = 100, width: int = 64, channels: int = 3,
+         conv_impl: str = "auto") -> tuple[Generator, Discriminator]:
     """The DCGAN pair for `image_size` x `image_size` x `channels` images."""
     _num_octaves(image_size)
-    return (Generator(image_size=image_size, z_dim=z_dim, width=width, channels=channels),
-            Discriminator(image_size=image_size, width=width, channels=channels))
+    layers.resolve_conv_impl(conv_impl)
+    return (Generator(image_size=image_size, z_dim=z_dim, width=width, channels=channels,
+                      conv_impl=conv_impl),
+            Discriminator(image_size=image_size, width=width, channels=channels,
+                          conv_impl=conv_impl))

@@ -61,11 +61,13 @@ class Generator(nn.Module):
       z_dim: latent size (128 in the ICR code).
       width: DIM of the ICR code (64); channels go 4*width -> 2*width -> width.
       channels: output channels (3 for CIFAR-10, 1 for greyscale digits).
+      conv_impl: "auto", "lax" or "matmul" (`layers.CONV_IMPLS`); same function, other program.
     """
 
     z_dim: int = 128
     width: int = 64
     channels: int = 3
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, z: jax.Array, train: bool) -> jax.Array:
@@ -77,11 +79,11 @@ class Generator(nn.Module):
         for i, (c_in, c_out) in enumerate([(c4, c2), (c2, c1)], start=1):
             init = _torch_uniform(c_out * 16)
             h = layers.ConvTranspose(c_out, (4, 4), (2, 2), _UP_PAD, kernel_init=init,
-                                 bias_init=init, name=f"deconv{i}")(h)
+                                     bias_init=init, impl=self.conv_impl, name=f"deconv{i}")(h)
             h = nn.relu(nn.BatchNorm(use_running_average=not train, name=f"bn{i}", **_BN)(h))
         init = _torch_uniform(self.channels * 16)
         h = layers.ConvTranspose(self.channels, (4, 4), (2, 2), _UP_PAD, kernel_init=init,
-                             bias_init=init, name="deconv3")(h)
+                                 bias_init=init, impl=self.conv_impl, name="deconv3")(h)
         return jnp.tanh(h)
 
 
@@ -94,6 +96,7 @@ class Discriminator(nn.Module):
 
     width: int = 64
     channels: int = 3
+    conv_impl: str = "auto"  # layers.CONV_IMPLS
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -104,14 +107,16 @@ class Discriminator(nn.Module):
         for i, c_out in enumerate([self.width, 2 * self.width, 4 * self.width], start=1):
             init = _torch_uniform(c_in * 16)
             h = layers.Conv(c_out, (4, 4), (2, 2), _DOWN_PAD, kernel_init=init, bias_init=init,
-                        name=f"conv{i}")(h)
+                            impl=self.conv_impl, name=f"conv{i}")(h)
             h = nn.leaky_relu(h, 0.01)  # torch.nn.LeakyReLU() default slope
             c_in = c_out
         h = h.reshape(x.shape[0], -1)
         return _dense(1, h.shape[-1], "linear")(h)[:, 0]
 
 
-def make(z_dim: int = 128, width: int = 64, channels: int = 3) -> tuple[Generator, Discriminator]:
+def make(z_dim: int = 128, width: int = 64, channels: int = 3,
+         conv_impl: str = "auto") -> tuple[Generator, Discriminator]:
     """The ICR generator and discriminator (defaults: the paper's CIFAR-10 pair)."""
-    return Generator(z_dim=z_dim, width=width, channels=channels), Discriminator(
-        width=width, channels=channels)
+    layers.resolve_conv_impl(conv_impl)
+    return (Generator(z_dim=z_dim, width=width, channels=channels, conv_impl=conv_impl),
+            Discriminator(width=width, channels=channels, conv_impl=conv_impl))

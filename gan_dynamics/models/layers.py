@@ -26,6 +26,11 @@ tap a of input row i lands on output row s·i + pad_before - a. Taps whose offse
 modulo the stride s land on the same output phase, so they are summed at input resolution
 first and each of the s² phases is placed by one interior pad (`lax.pad` with s-1 zeros
 between elements; a negative pad crops).
+
+Both layers take `impl`: "matmul" (the forms above), "lax" (XLA's native convolution,
+`lax.conv_general_dilated` / `lax.conv_transpose`: what GPUs and TPUs run fastest) or
+"auto" (the default: "matmul" when JAX's default backend is the CPU, "lax" otherwise).
+The parameters and the function computed are the same; only the program differs.
 """
 
 from __future__ import annotations
@@ -124,11 +129,38 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
     return out
 
 
-def _apply(layer: nn.Module, x: jax.Array, op, named_padding) -> jax.Array:
-    """The body of `Conv` and `ConvTranspose`: parameters, padding, `op`, bias.
+CONV_IMPLS = ("auto", "lax", "matmul")
+_NHWC = ("NHWC", "HWIO", "NHWC")
 
+
+def resolve_conv_impl(impl: str) -> str:
+    """"lax" or "matmul" for `impl`; "auto" is "matmul" on CPU and "lax" on GPU/TPU."""
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"conv_impl={impl!r}: use one of {list(CONV_IMPLS)}.")
+    if impl == "auto":
+        return "matmul" if jax.default_backend() == "cpu" else "lax"
+    return impl
+
+
+def lax_conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
+             padding: Sequence[tuple[int, int]]) -> jax.Array:
+    """XLA's native convolution, NHWC/HWIO, explicit padding (what `conv` reproduces)."""
+    return lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_NHWC)
+
+
+def lax_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
+                       padding: Sequence[tuple[int, int]]) -> jax.Array:
+    """XLA's native transposed convolution, NHWC/HWIO (what `conv_transpose` reproduces)."""
+    return lax.conv_transpose(x, kernel, strides, padding, dimension_numbers=_NHWC)
+
+
+def _apply(layer: nn.Module, x: jax.Array, ops: dict, named_padding) -> jax.Array:
+    """The body of `Conv` and `ConvTranspose`: parameters, padding, the op, bias.
+
+    `ops` maps "lax"/"matmul" to the op of each implementation;
     `named_padding(size, kernel, stride, padding)` resolves "SAME"/"VALID" per axis.
     """
+    op = ops[resolve_conv_impl(layer.impl)]
     kh, kw = layer.kernel_size
     sh, sw = layer.strides
     kernel = layer.param("kernel", layer.kernel_init, (kh, kw, x.shape[-1], layer.features))
@@ -153,10 +185,11 @@ class Conv(nn.Module):
     use_bias: bool = True
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
     bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+    impl: str = "auto"  # CONV_IMPLS
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        return _apply(self, x, conv, conv_padding)
+        return _apply(self, x, {"matmul": conv, "lax": lax_conv}, conv_padding)
 
 
 class ConvTranspose(nn.Module):
@@ -169,9 +202,10 @@ class ConvTranspose(nn.Module):
     use_bias: bool = True
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
     bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+    impl: str = "auto"  # CONV_IMPLS
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        return _apply(self, x, conv_transpose,
+        return _apply(self, x, {"matmul": conv_transpose, "lax": lax_conv_transpose},
                       lambda size, kernel, stride, padding: conv_transpose_padding(
                           kernel, stride, padding))

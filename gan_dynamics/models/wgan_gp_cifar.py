@@ -47,17 +47,18 @@ def _linear(features: int, n_in: int, name: str) -> nn.Dense:
                     name=name)
 
 
-def _conv(c_in: int, c_out: int, name: str) -> layers.Conv:
+def _conv(c_in: int, c_out: int, impl: str, name: str) -> layers.Conv:
     # tflib Conv2D, stride 2: fan_in = c_in*k^2, fan_out = c_out*k^2/stride^2.
     std = math.sqrt(4.0 / (c_in * 25 + c_out * 25 / 4))
-    return layers.Conv(c_out, (5, 5), (2, 2), "SAME", kernel_init=_uniform_std(std), name=name)
+    return layers.Conv(c_out, (5, 5), (2, 2), "SAME", kernel_init=_uniform_std(std),
+                       impl=impl, name=name)
 
 
-def _deconv(c_in: int, c_out: int, name: str) -> layers.ConvTranspose:
+def _deconv(c_in: int, c_out: int, impl: str, name: str) -> layers.ConvTranspose:
     # tflib Deconv2D (always stride 2): fan_in = c_in*k^2/stride^2, fan_out = c_out*k^2.
     std = math.sqrt(4.0 / (c_in * 25 / 4 + c_out * 25))
     return layers.ConvTranspose(c_out, (5, 5), (2, 2), "SAME", kernel_init=_uniform_std(std),
-                            name=name)
+                                impl=impl, name=name)
 
 
 class Generator(nn.Module):
@@ -67,11 +68,13 @@ class Generator(nn.Module):
       z_dim: latent size (128 in the original).
       width: DIM of the original (128); channels go 4*width -> 2*width -> width.
       channels: output channels (3 for CIFAR-10).
+      conv_impl: "auto", "lax" or "matmul" (`layers.CONV_IMPLS`); same function, other program.
     """
 
     z_dim: int = 128
     width: int = 128
     channels: int = 3
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, z: jax.Array, train: bool) -> jax.Array:
@@ -81,10 +84,10 @@ class Generator(nn.Module):
         h = nn.relu(nn.BatchNorm(use_running_average=not train, name="bn1", **_BN)(h))
         h = h.reshape(z.shape[0], 4, 4, c4)
         h = nn.relu(nn.BatchNorm(use_running_average=not train, name="bn2", **_BN)(
-            _deconv(c4, c2, "deconv2")(h)))
+            _deconv(c4, c2, self.conv_impl, "deconv2")(h)))
         h = nn.relu(nn.BatchNorm(use_running_average=not train, name="bn3", **_BN)(
-            _deconv(c2, c1, "deconv3")(h)))
-        return jnp.tanh(_deconv(c1, self.channels, "deconv5")(h))
+            _deconv(c2, c1, self.conv_impl, "deconv3")(h)))
+        return jnp.tanh(_deconv(c1, self.channels, self.conv_impl, "deconv5")(h))
 
 
 class Discriminator(nn.Module):
@@ -95,6 +98,7 @@ class Discriminator(nn.Module):
 
     width: int = 128
     channels: int = 3
+    conv_impl: str = "auto"  # layers.CONV_IMPLS
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -103,13 +107,15 @@ class Discriminator(nn.Module):
         h = x
         c_in = self.channels
         for i, c_out in enumerate([self.width, 2 * self.width, 4 * self.width], start=1):
-            h = nn.leaky_relu(_conv(c_in, c_out, f"conv{i}")(h), 0.2)
+            h = nn.leaky_relu(_conv(c_in, c_out, self.conv_impl, f"conv{i}")(h), 0.2)
             c_in = c_out
         h = h.reshape(x.shape[0], -1)
         return _linear(1, h.shape[-1], "linear")(h)[:, 0]
 
 
-def make(z_dim: int = 128, width: int = 128, channels: int = 3) -> tuple[Generator, Discriminator]:
+def make(z_dim: int = 128, width: int = 128, channels: int = 3,
+         conv_impl: str = "auto") -> tuple[Generator, Discriminator]:
     """The WGAN-GP CIFAR-10 generator and critic (defaults: DIM=128 as in `gan_cifar.py`)."""
-    return Generator(z_dim=z_dim, width=width, channels=channels), Discriminator(
-        width=width, channels=channels)
+    layers.resolve_conv_impl(conv_impl)
+    return (Generator(z_dim=z_dim, width=width, channels=channels, conv_impl=conv_impl),
+            Discriminator(width=width, channels=channels, conv_impl=conv_impl))
