@@ -40,6 +40,7 @@ RUNNERS = {
     "synthetic": "gan_dynamics.runners.synthetic_run:run",
     "sweep": "gan_dynamics.runners.sweep:run",
     "image": "gan_dynamics.runners.train:run",
+    "mix_gaussians": "gan_dynamics.runners.mix_gaussians_run:run",
 }
 
 
@@ -249,6 +250,7 @@ def main(argv: Sequence[str]) -> int:
     except UserError as err:
         return errors.report(err, debug)
     except signals.Stopped as stop:
+        sys.stderr.write(f"{stop}\n")
         return stop.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("Stopped without saving.\n")

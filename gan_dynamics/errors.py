@@ -26,7 +26,7 @@ class UserError(ValueError):
     """A problem the user can fix; the message says what was wrong and how to fix it."""
 
 
-class NonFiniteLoss(UserError):
+class NonFiniteLoss(UserError, FloatingPointError):
     """Training produced a NaN/inf loss; the message names the last good checkpoint."""
 
 

@@ -69,11 +69,13 @@ def image_grid(images: np.ndarray) -> np.ndarray:
     return grid[..., 0] if c == 1 else grid
 
 
-def save_image_grid(images: np.ndarray, path: str, scale: int = 1) -> None:
-    """Write `image_grid(images)` as a PNG, each pixel `scale` x `scale` screen pixels."""
+def save_image_grid(images: np.ndarray, path: str, min_width: int = 512) -> None:
+    """Write `image_grid(images)` as a PNG, upscaled (nearest neighbour, a whole factor)
+    to at least `min_width` pixels wide, so that 16x16 digits can be judged by eye."""
     from PIL import Image
 
     grid = image_grid(images)
+    scale = max(1, math.ceil(min_width / grid.shape[1]))
     if scale > 1:
         grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

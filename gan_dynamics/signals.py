@@ -60,6 +60,11 @@ def exit_code(signum: int) -> int:
     return 128 + int(signum)
 
 
+def name(signum: int) -> str:
+    """'SIGTERM' for 15."""
+    return signal.Signals(signum).name
+
+
 def _write_stderr(text: str) -> None:
     try:
         os.write(2, text.encode())

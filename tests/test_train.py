@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from gan_dynamics import outputs, parallel
+from gan_dynamics import outputs, parallel, signals
 from gan_dynamics.runners import train, train_config, train_step
 from gan_dynamics.data import images
 
@@ -79,9 +79,10 @@ def test_kill_and_resume_reproduces_uninterrupted_run(tmp_path):
             os.kill(os.getpid(), signal.SIGTERM)
         return {}
 
-    interrupted = train.run(config, str(tmp_path / "resumed"), source=random_images(),
-                            eval_hooks=[sigterm_after_step_2])
-    assert int(interrupted.step) == 2  # saved at the signal and stopped
+    with pytest.raises(signals.Stopped, match="saved checkpoint step 2") as stopped:
+        train.run(config, str(tmp_path / "resumed"), source=random_images(),
+                  eval_hooks=[sigterm_after_step_2])
+    assert stopped.value.exit_code == 143  # saved at the signal and stopped
     resumed = train.run(config, str(tmp_path / "resumed"), source=random_images())
     assert int(resumed.step) == 4
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
@@ -163,7 +164,7 @@ def test_cifar_wgan_cgd_two_steps_on_mock_data(tmp_path):
     from PIL import Image
 
     grid = np.asarray(Image.open(tmp_path / "samples" / "step_00000002.png"))
-    assert grid.shape == (4 * 33 + 1, 4 * 33 + 1, 3)
+    assert grid.shape == (4 * (4 * 33 + 1), 4 * (4 * 33 + 1), 3)  # upscaled to >= 512 px
 
 
 def test_missing_dataset_fails_with_the_prepare_command(tmp_path):

@@ -177,9 +177,18 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                         "--config.optimizer='{\"name\": \"acgd\", \"lr_x\": 1e-4}'.")
 
 
+# Optional sections of periodic evaluation -> the module whose `make_eval_hooks(config,
+# exp)` reads it; the loop imports a module only when its section is present.
+EVAL_SECTIONS = {
+    "eval": "gan_dynamics.metrics.evaluate",
+    "diagnostics": "gan_dynamics.diagnostics.hooks",
+    "nn_distance": "gan_dynamics.metrics.nn_distance",
+}
+
+
 def _with_optional_sections(schema: ml_collections.ConfigDict) -> dict[str, Any]:
-    """Top-level keys a config may have: the schema's plus the optional sections."""
-    return {**schema, "eval": None, "diagnostics": None}
+    """Top-level keys a config may have: the schema's plus the evaluation sections."""
+    return {**schema, **{section: None for section in EVAL_SECTIONS}}
 
 
 def _plain(section: Any) -> dict[str, Any]:
