@@ -13,7 +13,9 @@ thread the returned statistics as the game's aux (DESIGN.md Sec. 3). Initialise 
 
 Names: "icr_dcgan" (ICR paper CIFAR-10 pair), "wgan_gp_cifar" (WGAN-GP code's CIFAR-10
 DCGAN, DIM=128), "dcgan" (Radford et al. DCGAN as in Fedus et al.; `image_size` 64 or
-32). Keyword arguments go to the family's `make` (z_dim, width, channels, image_size).
+32), "mix" (MIX+GAN mixtures of another model, `models.mix`: base, components,
+entropy_weight, and the base's own arguments). Keyword arguments go to the family's
+`make` (z_dim, width, channels, image_size).
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from gan_dynamics.models import dcgan, icr_dcgan, wgan_gp_cifar
+from gan_dynamics.models import dcgan, icr_dcgan, mix, wgan_gp_cifar
 
 MODELS: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {
     "icr_dcgan": icr_dcgan.make,
     "wgan_gp_cifar": wgan_gp_cifar.make,
     "dcgan": dcgan.make,
+    "mix": mix.make,  # MIX+<base>: {"name": "mix", "base": "dcgan", "components": 5, ...}
 }
 
 
@@ -44,7 +47,8 @@ def get_model(name: str, **kwargs: Any) -> tuple[nn.Module, nn.Module]:
     make = MODELS[name]
     accepted = inspect.signature(make).parameters
     unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
+    forwards = any(p.kind is p.VAR_KEYWORD for p in accepted.values())  # "mix": to its base
+    if unknown and not forwards:
         raise ValueError(f"Model {name!r} takes no argument(s) {unknown}; it accepts "
                          f"{sorted(accepted)}.")
     return make(**kwargs)
