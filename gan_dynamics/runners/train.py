@@ -45,7 +45,7 @@ import ml_collections
 import numpy as np
 
 from gan_dynamics import checkpoints, parallel, signals
-from gan_dynamics.errors import NonFiniteLoss
+from gan_dynamics.errors import NonFiniteLoss, UserError
 from gan_dynamics.outputs import MetricWriter, read_metrics, save_image_grid, save_loss_curves
 from gan_dynamics.runners.train_config import (EVAL_SECTIONS, Experiment, build,
                                                check_config)
@@ -74,6 +74,16 @@ def configured_eval_hooks(config: ml_collections.ConfigDict, exp: Experiment) ->
         if section in config:
             hooks.extend(importlib.import_module(module).make_eval_hooks(config, exp))
     return hooks
+
+
+def _mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
+    """The data mesh of `config.parallel`; a UserError if the devices do not fit."""
+    try:
+        mesh = parallel.make_mesh(config.parallel.num_devices)
+        parallel.check_batch_size(config.data.batch_size, mesh)
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    return mesh
 
 
 def _format_duration(seconds: float) -> str:
@@ -165,8 +175,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     check_config(config)
     parallel.initialize_distributed(config.parallel)
     exp = build(config, source)  # data, models, optimizer: every user error before writing
-    mesh = parallel.make_mesh(config.parallel.num_devices)
-    parallel.check_batch_size(config.data.batch_size, mesh)
+    mesh = _mesh(config)
     checkpoints.check_resume(workdir, config)
     hooks = [*configured_eval_hooks(config, exp), *eval_hooks]
     t, batch = config.train, int(config.data.batch_size)
