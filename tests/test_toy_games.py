@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from gan_dynamics import optimizers, toy_games
+from gan_dynamics.errors import UserError
 from gan_dynamics.runners import toy_run
 from gan_dynamics.runners.toy_run import sgd_players
 
@@ -217,3 +218,50 @@ def test_divergence_is_flagged():
                               {"grad_evals": jnp.ones(3)})
     row = toy_run.summarize(traj)
     assert row["diverged"] and row["first_nonfinite_step"] == 2 and row["grad_evals"] == 3
+
+
+# ------------------------------------------------------------------------------- plots
+
+
+def test_distance_plot_axis_is_bounded_when_a_run_diverges():
+    """The axis spans [smallest distance, 10 x start], finite, whatever a diverged run did;
+    a triangle marks where that run crossed the top, on either x axis."""
+    import matplotlib.pyplot as plt
+
+    good = toy_run.Trajectory(None, None, np.array([1.0, 0.5, 0.2, 0.1, 0.05, 0.01, 0.005]),
+                              {"grad_evals": np.full(6, 4.0)})
+    bad = toy_run.Trajectory(None, None, np.array([1.0, 3.0, 20.0, 1e140, np.inf, np.nan,
+                                                   np.nan]), {"grad_evals": np.full(6, 3.0)})
+    styles = {"cgd": ("C2", "-"), "simgd": ("C0", "-")}
+    for x_axis, crossed_at in (("step", 2), ("grad_evals", 6)):
+        fig = toy_run.distance_figure({"cgd": good, "simgd": bad}, styles, x_axis)
+        ax = fig.axes[0]
+        bottom, top = ax.get_ylim()
+        assert np.isfinite([bottom, top]).all()
+        assert 0 < bottom <= 0.005 and top == 10.0
+        markers = [line for line in ax.lines if line.get_marker() == "^"]
+        assert len(markers) == 1
+        assert markers[0].get_xdata()[0] == crossed_at and markers[0].get_ydata()[0] == top
+        assert max(line.get_xdata()[-1] for line in ax.lines) == 6 * (1 if x_axis == "step" else 4)
+        plt.close(fig)
+    assert toy_run.exit_step(np.array([1.0, 2.0, 5.0]), 10.0) is None
+
+
+@pytest.mark.parametrize("name", ["dirac_gan", "covariance"])
+def test_plot_styles_are_distinct_per_entry(name):
+    """A colour per optimizer, a line style per step size; no two entries look alike."""
+    config = _load_config(name)
+    styles = toy_run.line_styles(config)
+    assert set(styles) == set(config.optimizers)
+    assert len(set(styles.values())) == len(styles)
+    if name == "covariance":
+        assert styles["cgd_0p025"][0] == styles["cgd_0p4"][0] != styles["simgd_0p025"][0]
+        assert styles["cgd_0p025"][1] == styles["simgd_0p025"][1] != styles["cgd_0p1"][1]
+
+
+def test_x_axis_option_is_checked():
+    config = _load_config("covariance")
+    toy_run.check_config(config)  # plot_radius 0: twice the start's norm
+    config.x_axis = "grad_eval"
+    with pytest.raises(UserError, match="x_axis='grad_eval'.*Did you mean 'grad_evals'"):
+        toy_run.check_config(config)

@@ -179,8 +179,9 @@ def _finish(params_x, params_y, dx, dy, grads, sinfo: linalg.SolverInfo, solved_
     new_y = jax.tree.map(lambda p, d: (p + d).astype(p.dtype), params_y, dy)
     info = step_info(grads.f, grads.g, grads.grad_x, grads.grad_y, dx, dy, new_x, new_y,
                      grad_evals=_GRADIENT_PASSES + mixed_products, aux=grads.aux)
-    info.update(solver_iterations=sinfo.iterations, solver_residual=sinfo.residual_norm,
-                solver_converged=sinfo.converged, solved_for_y=solved_y)
+    info.update(solver_iterations=sinfo.iterations, solver_matvecs=sinfo.matvecs,
+                solver_residual=sinfo.residual_norm, solver_converged=sinfo.converged,
+                solved_for_y=solved_y)
     return new_x, new_y, info
 
 

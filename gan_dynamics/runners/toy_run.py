@@ -10,8 +10,14 @@ iterations, divergence) and writes
 - `WORKDIR/trajectories.npz`: per entry the distance after every step (`NAME/distance`),
   the cumulative cost (`NAME/grad_evals`) and, for games with one scalar per player,
   the path in the plane (`NAME/x`, `NAME/y`);
-- `WORKDIR/distance.png` (distance vs step, log scale) and, with `config.plot_plane`,
+- `WORKDIR/distance.png` (distance to equilibrium, log scale, against the step or the
+  cumulative gradient evaluations) and, with `config.plot_plane`,
   `WORKDIR/trajectories.png` (the paths in the (x, y) plane).
+
+In both plots each optimizer has its own colour and each step size (lr_x, lr_y) its own
+line style. The distance axis spans [smallest positive distance reached, 10 x the start
+distance]; a run that leaves it upwards (diverges) ends there with a triangle at the
+step it crossed the top.
 
 Config fields (see experiments/bilinear.py for a complete one):
   game: ConfigDict with `name` (a key of `toy_games.PROBLEMS`) and its arguments.
@@ -21,7 +27,9 @@ Config fields (see experiments/bilinear.py for a complete one):
     the optional key `game` overrides arguments of config.game for this entry only
     (the Dirac-GAN with an R1 penalty next to the one without).
   steps, seed (the start's key, used where the game's start is random), x64,
-  plot_plane, plot_radius (half-width of the plane plot; 0: twice the start's norm).
+  plot_plane, plot_radius (half-width of the plane plot; 0: twice the start's norm),
+  x_axis: "step" (default) or "grad_evals" (gradient-equivalents, the CGD paper's axis)
+  for the distance plot.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import json
 import math
 import os
 import time
-from typing import Any, NamedTuple
+from typing import Any, Iterable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -45,6 +53,12 @@ from gan_dynamics.game import Params
 from gan_dynamics.optimizers.base import GameOptimizer
 
 _REQUIRED = ("game", "optimizers", "steps", "seed", "x64", "plot_plane", "plot_radius")
+X_AXES = ("step", "grad_evals")
+# Line styles for the step sizes, in order of first appearance in config.optimizers.
+_LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1)),
+               (0, (8, 2, 1, 2)))
+# The distance axis ends this many start distances above the start.
+_TOP_FACTOR = 10.0
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -58,6 +72,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.x64 = True
     config.plot_plane = False
     config.plot_radius = 0.0
+    config.x_axis = "step"
     return config
 
 
@@ -130,6 +145,8 @@ def summarize(trajectory: Trajectory) -> dict[str, Any]:
     if "solver_iterations" in info:
         row["solver_iterations"] = int(np.sum(info["solver_iterations"]))
         row["solver_iterations_mean"] = float(np.mean(info["solver_iterations"]))
+    if "solver_matvecs" in info:
+        row["solver_matvecs"] = int(np.sum(info["solver_matvecs"]))
     if "solver_converged" in info:
         row["solver_converged_fraction"] = float(np.mean(info["solver_converged"]))
     return row
@@ -183,8 +200,12 @@ def check_config(config) -> None:
         raise UserError(f"config.game.name={config.game.name!r} is not one of "
                         f"{sorted(toy_games.PROBLEMS)}."
                         + did_you_mean(config.game.name, toy_games.PROBLEMS))
-    if not config.plot_radius > 0:
-        raise UserError(f"config.plot_radius={config.plot_radius} must be > 0.")
+    if not config.plot_radius >= 0:
+        raise UserError(f"config.plot_radius={config.plot_radius} must be >= 0 "
+                        "(0: twice the start's distance from the equilibrium).")
+    if config.get("x_axis", "step") not in X_AXES:
+        raise UserError(f"config.x_axis={config.x_axis!r} is not one of {X_AXES}."
+                        + did_you_mean(config.x_axis, X_AXES))
 
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
@@ -216,32 +237,124 @@ def _path(stacked: Params) -> np.ndarray:
     return leaf.reshape(leaf.shape[0], -1)[:, 0]
 
 
+def _step_sizes(hyper: dict[str, Any]) -> tuple[Any, Any]:
+    """(lr_x, lr_y) of an optimizer entry: its `lr_*` or its optax transforms' `lr`."""
+
+    def lr(player):
+        if f"lr_{player}" in hyper:
+            return hyper[f"lr_{player}"]
+        transform = hyper.get(f"transform_{player}")
+        return transform.get("lr") if isinstance(transform, dict) else None
+
+    return lr("x"), lr("y")
+
+
+def line_styles(config) -> dict[str, tuple[str, Any]]:
+    """Entry name -> (colour, line style): a colour per optimizer, a style per step size.
+
+    Colours follow the optimizer's place in `optimizers.NAMES`, so an optimizer has the
+    same colour in every toy plot. Entries of one optimizer with equal step sizes (the
+    Dirac-GAN with and without R1) take the next free style.
+    """
+    hypers = _plain(config.optimizers)
+    sizes = list(dict.fromkeys(_step_sizes(h) for h in hypers.values()))
+    styles, taken = {}, set()
+    for entry, hyper in hypers.items():
+        name = hyper.get("optimizer", entry)
+        colour = f"C{optimizers.NAMES.index(name) % 10}" if name in optimizers.NAMES else "k"
+        index = sizes.index(_step_sizes(hyper))
+        while (name, index) in taken and index < len(sizes) + len(hypers):
+            index += 1
+        taken.add((name, index))
+        styles[entry] = (colour, _LINESTYLES[index % len(_LINESTYLES)])
+    return styles
+
+
+def distance_limits(distances: Iterable[np.ndarray]) -> tuple[float, float]:
+    """(bottom, top) of the log distance axis: the smallest positive finite distance any
+    run reaches and 10 x the largest start distance, both finite and bottom < top."""
+    distances = [np.asarray(d, np.float64) for d in distances]
+    starts = [d[0] for d in distances if np.isfinite(d[0]) and d[0] > 0]
+    top = _TOP_FACTOR * (max(starts) if starts else 1.0)
+    reached = [d[np.isfinite(d) & (d > 0) & (d <= top)] for d in distances]
+    reached = np.concatenate(reached) if reached else np.zeros(0)
+    bottom = float(reached.min()) if reached.size else top / _TOP_FACTOR**2
+    return min(bottom, top / _TOP_FACTOR) / 2, top
+
+
+def exit_step(distance: np.ndarray, top: float) -> Optional[int]:
+    """The first step at which a run is above `top` or not finite (None: it never is)."""
+    outside = ~(np.isfinite(distance) & (distance <= top))
+    return int(np.argmax(outside)) if outside.any() else None
+
+
+def _x_values(trajectory: Trajectory, x_axis: str) -> np.ndarray:
+    if x_axis == "grad_evals":
+        evals = np.asarray(trajectory.info["grad_evals"], np.float64)
+        return np.concatenate([[0.0], np.cumsum(evals)])
+    return np.arange(np.asarray(trajectory.distance).shape[0])
+
+
+def distance_figure(trajectories: dict[str, Trajectory], styles: dict[str, tuple[str, Any]],
+                    x_axis: str = "step", title: str = ""):
+    """The distance-to-equilibrium plot of `run` (a matplotlib Figure).
+
+    A run that leaves the axis upwards is drawn to the top edge, then stops; a triangle
+    marks the step (or the cumulative cost) at which it crossed.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bottom, top = distance_limits(t.distance for t in trajectories.values())
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    for name, traj in trajectories.items():
+        colour, style = styles[name]
+        dist = np.asarray(traj.distance, np.float64)
+        xs = _x_values(traj, x_axis)
+        leave = exit_step(dist, top)
+        label = name
+        if leave is not None:
+            # draw the climb out of the frame (beyond `top`), then mark where it crossed
+            xs, dist = xs[: leave + 1], np.where(np.arange(leave + 1) < leave,
+                                                 dist[: leave + 1], _TOP_FACTOR * top)
+            ax.plot([xs[-1]], [top], marker="^", ms=7, color=colour, mec="k", mew=0.5,
+                    clip_on=False, zorder=5, linestyle="none")
+            where = f"step {xs[-1]:.0f}" if x_axis == "step" else f"{xs[-1]:.0f} grad evals"
+            label = f"{name} (left at {where})"
+        ax.plot(xs, dist, color=colour, linestyle=style, lw=1.4, label=label)
+    ax.set_yscale("log")
+    ax.set_ylim(bottom, top)
+    ax.set_xlabel("step" if x_axis == "step" else "gradient evaluations (gradient-equivalents)")
+    ax.set_ylabel("distance to equilibrium")
+    ax.set_title(title)
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 def _plots(workdir: str, trajectories: dict[str, Trajectory], config) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written = []
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, traj in trajectories.items():
-        ax.semilogy(np.asarray(traj.distance), label=name)
-    ax.set_xlabel("step")
-    ax.set_ylabel("distance to equilibrium")
-    ax.set_title(config.game.name)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    written.append(os.path.join(workdir, "distance.png"))
+    styles = line_styles(config)
+    written = [os.path.join(workdir, "distance.png")]
+    fig = distance_figure(trajectories, styles, config.get("x_axis", "step"), config.game.name)
     fig.savefig(written[-1], dpi=120)
     plt.close(fig)
 
     first = next(iter(trajectories.values()))
     start_x, start_y = jax.tree.map(lambda a: a[0], (first.params_x, first.params_y))
     if config.plot_plane and _is_plane(start_x, start_y):
-        fig, ax = plt.subplots(figsize=(5, 5))
+        fig, ax = plt.subplots(figsize=(6.5, 5))
         radius = float(config.plot_radius)
         for name, traj in trajectories.items():
-            ax.plot(_path(traj.params_x), _path(traj.params_y), lw=1, label=name)
+            colour, style = styles[name]
+            ax.plot(_path(traj.params_x), _path(traj.params_y), color=colour,
+                    linestyle=style, lw=1, label=name)
         ax.plot([0], [0], "k*", label="equilibrium")
         start = (float(_path(first.params_x)[0]), float(_path(first.params_y)[0]))
         ax.plot([start[0]], [start[1]], "ko", ms=4, label="start")
@@ -253,7 +366,8 @@ def _plots(workdir: str, trajectories: dict[str, Trajectory], config) -> list[st
         ax.set_xlabel("x (generator)")
         ax.set_ylabel("y (discriminator)")
         ax.set_title(config.game.name)
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5),
+                  frameon=False)
         fig.tight_layout()
         written.append(os.path.join(workdir, "trajectories.png"))
         fig.savefig(written[-1], dpi=120)
@@ -261,13 +375,12 @@ def _plots(workdir: str, trajectories: dict[str, Trajectory], config) -> list[st
     return written
 
 
-def run(config, workdir: str) -> dict[str, dict[str, Any]]:
-    """Run every configured optimizer on the configured toy game; write and print results."""
+def simulate_entries(config) -> tuple[dict[str, dict[str, Any]], dict[str, Trajectory]]:
+    """Every configured entry simulated: (table rows by entry, trajectories on the host)."""
     check_config(config)
-    os.makedirs(workdir, exist_ok=True)
     with jax.enable_x64(bool(config.x64)):
         entries = build_entries(config)
-        results, trajectories, arrays = {}, {}, {}
+        results, trajectories = {}, {}
         for name, entry in entries.items():
             start = time.perf_counter()
             px, py = entry.problem.initial(jax.random.key(config.seed))
@@ -279,14 +392,30 @@ def run(config, workdir: str) -> dict[str, dict[str, Any]]:
             if entry.game_kwargs != _plain(config.game):
                 row["game"] = entry.game_kwargs
             results[name], trajectories[name] = row, traj
-            arrays[f"{name}/distance"] = np.asarray(traj.distance)
-            arrays[f"{name}/grad_evals"] = np.cumsum(np.asarray(traj.info["grad_evals"]))
-            if _is_plane(px, py):
-                arrays[f"{name}/x"] = _path(traj.params_x)
-                arrays[f"{name}/y"] = _path(traj.params_y)
+    return results, trajectories
 
-    print(f"{config.game.name} {_plain(config.game)}: {config.steps} steps, "
-          f"{'float64' if config.x64 else 'float32'}")
+
+def table_title(config) -> str:
+    """The line `run` prints above its table: the game, its arguments, steps and precision."""
+    return (f"{config.game.name} {_plain(config.game)}: {config.steps} steps, "
+            f"{'float64' if config.x64 else 'float32'}")
+
+
+def run(config, workdir: str) -> dict[str, dict[str, Any]]:
+    """Run every configured optimizer on the configured toy game; write and print results."""
+    check_config(config)
+    os.makedirs(workdir, exist_ok=True)
+    results, trajectories = simulate_entries(config)
+    arrays = {}
+    for name, traj in trajectories.items():
+        arrays[f"{name}/distance"] = np.asarray(traj.distance)
+        arrays[f"{name}/grad_evals"] = np.cumsum(np.asarray(traj.info["grad_evals"]))
+        start_x, start_y = jax.tree.map(lambda a: a[0], (traj.params_x, traj.params_y))
+        if _is_plane(start_x, start_y):
+            arrays[f"{name}/x"] = _path(traj.params_x)
+            arrays[f"{name}/y"] = _path(traj.params_y)
+
+    print(table_title(config))
     print(format_table(results))
     with open(os.path.join(workdir, "results.json"), "w") as fh:
         json.dump({"config": config.to_dict(), "results": _json_safe(results)}, fh, indent=2)
