@@ -60,8 +60,7 @@ def get_config(arg: str = ""):
     config.data.batch_size = 64
     config.model = {"name": "dcgan", "image_size": image_size, "z_dim": z_dim,
                     "width": 64, "channels": 3}
-    set_loss(config, spec.loss, penalty=spec.penalty, weight=10.0,
-             weight_clip=spec.weight_clip or 0.0)
+    set_loss(config, spec.loss, penalty=spec.penalty, weight=10.0)  # none of MODELS clips
     n_disc = 5 if options["model"] == "wgan_gp" else 1
     config.optimizer = adam_altgd(lr=2e-4, b1=0.5, b2=0.999, n_disc=n_disc)
     config.train.num_steps = steps

@@ -53,13 +53,15 @@ def get_config() -> ml_collections.ConfigDict:
     config.hidden = 32
     config.batch = 64
 
-    config.model = "ns"  # Fedus model: ns, minimax, wgan, wgan_gp, gan_gp, dragan_ns
+    # Fedus model: ns, minimax, wgan (unclipped), wgan_clip, wgan_gp, gan_gp, dragan_ns
+    config.model = "ns"
     config.penalty_weight = 10.0  # λ of wgan_gp, gan_gp, dragan_ns
     # DRAGAN perturbation x + scale·std(x)·u, u ~ U[-1, 1] (see penalties.dragan_points).
     config.dragan = ml_collections.ConfigDict(dict(scale=0.5, noise="uniform", std="global"))
-    # Critic weight clipping after every step; 0 = none. Arjovsky et al. use 0.01 (set it
-    # for Fedus's WGAN); ICR's "WGAN with no regularisation" is 0.
-    config.weight_clip = 0.0
+    # c of model "wgan_clip" (Arjovsky et al.'s 0.01): its critic is clipped to [-c, c]
+    # after every critic update. Unused by the other models ("wgan" is unclipped, ICR's
+    # "WGAN loss with no regularisation").
+    config.weight_clip = 0.01
 
     config.init = "parallel"  # "random" or "parallel" (Fig. 1)
     config.parallel_offset = 3.0

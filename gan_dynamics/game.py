@@ -22,6 +22,8 @@ Array = jax.Array
 # losses(params_x, params_y) -> ((f, g), aux): two scalars and any pytree of extras
 # (metrics, new batch statistics). Second-derivative products treat aux as constant.
 LossFn = Callable[[Params, Params], tuple[tuple[Array, Array], Aux]]
+# One player's loss alone: (params_x, params_y) -> (loss, aux).
+PlayerLossFn = Callable[[Params, Params], tuple[Array, Aux]]
 
 
 class Game(NamedTuple):
@@ -36,15 +38,50 @@ class Game(NamedTuple):
         `substep(i)` for i = 0 .. n_disc-1 and the generator step on `substep(n_disc)`,
         so that WGAN-GP's "fresh batch per critic iteration" is explicit. None means
         every substep sees this same game.
+      loss_x: optional `(params_x, params_y) -> (f', aux)` for optimizers that update x
+        alone (AltGD's generator step): f' has the gradient ∇x f and is f up to terms
+        constant in x, and evaluates only what that gradient needs (a GAN's: G(z) and
+        D(G(z)), without D on real data or the discriminator's penalty). None: f of
+        `losses`.
+      loss_y: the same for y alone (g up to terms constant in y). None: g of `losses`.
+      carry_state: optional `aux -> Game`, this game (same data) starting from the model
+        state (batch statistics) that an evaluation returned in `aux`, so that an
+        optimizer taking several steps in one update carries the state from one to the
+        next. None: the game has no model state.
     """
 
     losses: LossFn
     zero_sum: bool = False
     substep: Optional[Callable[[Array], "Game"]] = None
+    loss_x: Optional[PlayerLossFn] = None
+    loss_y: Optional[PlayerLossFn] = None
+    carry_state: Optional[Callable[[Aux], "Game"]] = None
 
     def at_substep(self, i: Array | int) -> "Game":
         """The game on fresh data number `i` (itself when the game has no substeps)."""
         return self if self.substep is None else self.substep(jnp.asarray(i, jnp.int32))
+
+    def carry(self, aux: Aux) -> "Game":
+        """This game from the model state in `aux` (itself when it has no model state)."""
+        return self if self.carry_state is None else self.carry_state(aux)
+
+    def player_loss(self, player: str) -> PlayerLossFn:
+        """`(params_x, params_y) -> (loss, aux)` of player "x" (f) or "y" (g) alone.
+
+        The game's own `loss_x` / `loss_y` when given, else that entry of `losses`.
+        """
+        if player not in ("x", "y"):
+            raise ValueError(f"player must be 'x' or 'y', got {player!r}.")
+        own = self.loss_x if player == "x" else self.loss_y
+        if own is not None:
+            return own
+        index = 0 if player == "x" else 1
+
+        def loss(params_x, params_y):
+            values, aux = self.losses(params_x, params_y)
+            return values[index], aux
+
+        return loss
 
     def f(self, params_x: Params, params_y: Params) -> Array:
         """The generator's loss alone."""

@@ -8,7 +8,8 @@ With discriminator logits D, σ the sigmoid, x real data and G(z) generated data
 - "non_saturating" (Goodfellow et al. 2014, Sec. 3; Fedus et al., Eq. 3): the same g,
   `f = -E log σ(D(G(z)))` (general-sum).
 - "wgan" (Arjovsky et al. 2017, Eq. 3; Fedus et al., Sec. 2.2): `g = E D(G(z)) - E D(x)`,
-  `f = -g` (zero-sum). Weight clipping is a projection, `penalties.clip_weights`.
+  `f = -g` (zero-sum). The loss alone: weight clipping is not part of it but a
+  projection of the critic (`penalties.weight_clip`) that the game optimizer applies.
 - "hinge" (Lim & Ye 2017; Miyato et al. 2018):
   `g = E relu(1 - D(x)) + E relu(1 + D(G(z)))`, `f = -E D(G(z))` (general-sum).
 
@@ -17,8 +18,17 @@ log σ and log(1 - σ) are computed as -softplus(-t) and -softplus(t), finite fo
 `make_gan_game` closes a GAN over one batch (real data, latent codes, a key) and returns a
 `gan_dynamics.game.Game`. A penalty (`gan_dynamics.penalties`) is added to g only, so the
 game is zero-sum exactly when the loss is (minimax, WGAN) and there is no penalty. Fedus
-et al.'s model names (ns, minimax, wgan, wgan_gp, gan_gp, dragan_ns) map to a loss, a
-penalty and a weight clip in `FEDUS_MODELS`.
+et al.'s model names (ns, minimax, wgan, wgan_clip, wgan_gp, gan_gp, dragan_ns) map to a
+loss, a penalty and whether the critic's weights are clipped in `FEDUS_MODELS`: "wgan" is
+the WGAN loss alone, unclipped (the ICR paper's "WGAN loss with no regularisation");
+"wgan_clip" is Arjovsky et al.'s WGAN, the same loss with the critic clipped to [-c, c]
+(c = `WGAN_CLIP` = 0.01 unless a runner's config sets another).
+
+The generator's loss alone. Each loss also gives f up to terms that do not depend on the
+generator, as a function of D(G(z)) only (`AdversarialLoss.generator_loss`: the minimax
+and WGAN losses drop their term over real data). The game's `loss_x` evaluates just G(z)
+and D(G(z)) with it: an optimizer that updates the generator alone (AltGD) needs neither
+D on real data nor the penalty, whose gradient in x it does not use.
 
 Model state. Apply functions are pure: `apply(params, state, inputs) -> (outputs,
 new_state)`, where state is a model's non-trained variables (flax's batch statistics) or
@@ -27,6 +37,9 @@ batch, threading D's state through both passes in that order, as PyTorch's refer
 training code updates running statistics. The penalty's critic evaluations use D's state
 as given and discard what they produce. The new states come back in the game's aux
 (`GanAux`); second-derivative products treat them as constants (DESIGN.md Sec. 3).
+`loss_x` runs G(z), then D(G(z)) from D's state as given. `Game.carry(aux)` is the same
+game starting from the states in `aux`, which AltGD uses to carry batch statistics from
+one of its steps to the next.
 
 Penalties see G(z) undetached: g is a function of both players, so the mixed block
 Dyx g that competitive optimizers use includes how the interpolates x̂ (WGAN-GP, GAN-GP)
@@ -82,20 +95,34 @@ def hinge_losses(d_real: Array, d_fake: Array) -> tuple[Array, Array]:
 
 
 class AdversarialLoss(NamedTuple):
-    """A GAN loss: `losses(d_real, d_fake) -> (f, g)` and whether g == -f exactly."""
+    """A GAN loss.
+
+    Attributes:
+      name: its name in `LOSSES`.
+      losses: `(d_real, d_fake) -> (f, g)`.
+      zero_sum: whether g == -f exactly.
+      generator_loss: `d_fake -> f'`, f without its terms in d_real (constant in the
+        generator): f' = f for the non-saturating and hinge losses; the minimax loss
+        drops -E log σ(D(x)) and WGAN E D(x), so its f' = -E D(G(z)).
+    """
 
     name: str
     losses: LossPair
     zero_sum: bool
+    generator_loss: Callable[[Array], Array]
 
 
 _LOSSES = {
     loss.name: loss
     for loss in (
-        AdversarialLoss("minimax", minimax_losses, zero_sum=True),
-        AdversarialLoss("non_saturating", non_saturating_losses, zero_sum=False),
-        AdversarialLoss("wgan", wgan_losses, zero_sum=True),
-        AdversarialLoss("hinge", hinge_losses, zero_sum=False),
+        AdversarialLoss("minimax", minimax_losses, zero_sum=True,
+                        generator_loss=lambda d_fake: -jnp.mean(jax.nn.softplus(d_fake))),
+        AdversarialLoss("non_saturating", non_saturating_losses, zero_sum=False,
+                        generator_loss=lambda d_fake: jnp.mean(jax.nn.softplus(-d_fake))),
+        AdversarialLoss("wgan", wgan_losses, zero_sum=True,
+                        generator_loss=lambda d_fake: -jnp.mean(d_fake)),
+        AdversarialLoss("hinge", hinge_losses, zero_sum=False,
+                        generator_loss=lambda d_fake: -jnp.mean(d_fake)),
     )
 }
 LOSSES = tuple(_LOSSES)
@@ -104,7 +131,8 @@ LOSSES = tuple(_LOSSES)
 def get_loss(name: str) -> AdversarialLoss:
     """The loss called `name` (one of `LOSSES`)."""
     if name not in _LOSSES:
-        hint = (f" {name!r} is a model name: use fedus_model({name!r}) or make_gan_game_by_name."
+        hint = (f" {name!r} is a model name: use fedus_model({name!r}) or make_gan_game_by_name"
+                f" (in an image config: loss.name, loss.penalty and loss.weight_clip)."
                 if name in FEDUS_MODELS else "")
         raise ValueError(f"Unknown GAN loss {name!r}; choose one of {list(LOSSES)}.{hint}")
     return _LOSSES[name]
@@ -113,20 +141,27 @@ def get_loss(name: str) -> AdversarialLoss:
 # ------------------------------------------------------------------ Fedus et al. models
 
 
+# Arjovsky et al. 2017 (Alg. 1): the critic's weights are clipped to [-0.01, 0.01].
+WGAN_CLIP = 0.01
+
+
 class GanModel(NamedTuple):
-    """A named GAN variant: loss, penalty name and WGAN weight clip (None: no clipping)."""
+    """A named GAN variant: loss, penalty name, and whether the critic's weights are
+    clipped (to ±c, c = `WGAN_CLIP` unless the runner's config sets another)."""
 
     loss: str
     penalty: str
-    weight_clip: Optional[float] = None
+    clip: bool = False
 
 
 # Fedus et al. 2018, Sec. 2 and 4: GAN-GP = NS + interpolation penalty, DRAGAN-NS = NS +
-# DRAGAN penalty; their WGAN clips the critic's weights to [-0.01, 0.01] (Arjovsky et al.).
+# DRAGAN penalty. "wgan" is the WGAN loss alone (no penalty, no clipping); "wgan_clip" is
+# Arjovsky et al.'s WGAN, whose critic is clipped after every update.
 FEDUS_MODELS = {
     "ns": GanModel("non_saturating", "none"),
     "minimax": GanModel("minimax", "none"),
-    "wgan": GanModel("wgan", "none", weight_clip=0.01),
+    "wgan": GanModel("wgan", "none"),
+    "wgan_clip": GanModel("wgan", "none", clip=True),
     "wgan_gp": GanModel("wgan", "wgan_gp"),
     "gan_gp": GanModel("non_saturating", "gan_gp"),
     "dragan_ns": GanModel("non_saturating", "dragan"),
@@ -134,7 +169,7 @@ FEDUS_MODELS = {
 
 
 def fedus_model(name: str) -> GanModel:
-    """The (loss, penalty, weight_clip) of one of Fedus et al.'s model names."""
+    """The (loss, penalty, clip) of one of Fedus et al.'s model names."""
     if name not in FEDUS_MODELS:
         raise ValueError(f"Unknown GAN model {name!r}; choose one of {list(FEDUS_MODELS)}.")
     return FEDUS_MODELS[name]
@@ -217,7 +252,9 @@ def make_gan_game(
 
     Returns:
       A `Game` whose `losses(px, py)` returns `((f, g), GanAux)`; `zero_sum` is True
-      exactly when the loss is zero-sum and there is no penalty.
+      exactly when the loss is zero-sum and there is no penalty. Its `loss_x(px, py)`
+      returns `(f', GanAux)`, f' the loss's `generator_loss` of D(G(z)) (G and D(G(z))
+      only; metrics: `d_fake`), and `carry(aux)` is this game from the states in aux.
     """
     adversarial = get_loss(loss)
     if penalty is not None and penalty.needs_key and key is None:
@@ -228,12 +265,16 @@ def make_gan_game(
             f"real {real.shape}, z {z.shape}."
         )
 
-    def losses(params_x, params_y):
+    def generated(params_x):
         fake, new_state_x = generate(params_x, state_x, z)
         if fake.shape[1:] != real.shape[1:]:
             raise ValueError(
                 f"Generated examples have shape {fake.shape[1:]} but real ones {real.shape[1:]}."
             )
+        return fake, new_state_x
+
+    def losses(params_x, params_y):
+        fake, new_state_x = generated(params_x)
         d_real, mid_state_y = discriminate(params_y, state_y, real)
         d_fake, new_state_y = discriminate(params_y, mid_state_y, fake)
         d_real = per_example_logits(d_real, real.shape[0])
@@ -247,6 +288,13 @@ def make_gan_game(
             metrics = {**metrics, "penalty": value, **diagnostics}
         return (f, g), GanAux(new_state_x, new_state_y, metrics)
 
+    def loss_x(params_x, params_y):
+        fake, new_state_x = generated(params_x)
+        d_fake, new_state_y = discriminate(params_y, state_y, fake)
+        d_fake = per_example_logits(d_fake, fake.shape[0])
+        metrics = {"d_fake": jnp.mean(d_fake)}
+        return adversarial.generator_loss(d_fake), GanAux(new_state_x, new_state_y, metrics)
+
     substep = None
     if substep_batch is not None:
 
@@ -256,10 +304,21 @@ def make_gan_game(
                 penalty=penalty, state_x=state_x, state_y=state_y,
             )
 
+    carry_state = None
+    if state_x is not None or state_y is not None:
+
+        def carry_state(aux):
+            return make_gan_game(
+                loss, generate, discriminate, real, z, key, penalty=penalty,
+                state_x=aux.state_x, state_y=aux.state_y, substep_batch=substep_batch,
+            )
+
     return Game(
         losses=losses,
         zero_sum=adversarial.zero_sum and penalty is None,
         substep=substep,
+        loss_x=loss_x,
+        carry_state=carry_state,
     )
 
 
@@ -278,8 +337,8 @@ def make_gan_game_by_name(
 
     `penalty_options` go to `make_penalty` (e.g. `{"weight": 5.0}`) and are unused by
     models without a penalty, so that one config sweeps over model names. The model's
-    weight clip is not part of the game (the training step applies
-    `penalties.clip_weights`).
+    weight clipping ("wgan_clip") is not part of the game: it is a projection the runner
+    gives the optimizer (`penalties.weight_clip`).
     """
     spec = fedus_model(model)
     penalty = None

@@ -14,8 +14,9 @@ general-sum (Fedus et al. 2018, Sec. 2.3; DESIGN.md Sec. 5). With critic logits 
   range [0, 1]; we do not clip (Fedus et al. scale data to [-1, 1]).
 - R1 / R2 (Mescheder et al. 2018, Eq. 9 and 10): `γ/2 E ‖∇x D(x)‖²` on real / generated data.
 - Weight clipping (Arjovsky et al. 2017, Algorithm 1) is not a loss: it is a projection of
-  the critic's parameters onto the box [-c, c] applied after each discriminator step
-  (`clip_weights`).
+  the critic's network weights onto the box [-c, c] (`clip_weights`), which every game
+  optimizer applies after each update of the critic (`weight_clip(c)` is the projection
+  its factories take as `project_y`; `optimizers.base`).
 
 A penalty sees the discriminator only as a *critic*: a function from a batch of inputs
 (N, ...) (images (N, H, W, C) or vectors (N, d)) to logits (N,) or (N, 1), closed over the
@@ -260,15 +261,43 @@ def make_penalty(name: str, **kwargs: Any) -> Optional[Penalty]:
 
 # --------------------------------------------------------------------- weight clipping
 
+# Pytree keys whose leaves weight clipping leaves alone: they are not network weights.
+# "mixture_logits" holds a MIX+GAN player's mixture weights (`models.mix`), which live on
+# the simplex through a softmax and have no box to be projected on.
+UNCLIPPED_KEYS = ("mixture_logits",)
+
+
+def _is_unclipped(path: tuple[Any, ...]) -> bool:
+    """True for a pytree path (`jax.tree_util` keys) under one of `UNCLIPPED_KEYS`."""
+    return any(getattr(k, "key", getattr(k, "name", None)) in UNCLIPPED_KEYS for k in path)
+
 
 def clip_weights(params: Params, c: float | Array) -> Params:
-    """Every parameter clipped to [-c, c] (Arjovsky et al. 2017, Alg. 1; c = 0.01 there).
+    """The network's weights clipped to [-c, c] (Arjovsky et al. 2017, Alg. 1; c = 0.01).
 
-    A projection applied to the discriminator's parameters after each of its steps, not a
-    term of any loss; like the reference code it clips every leaf (weights, biases, scales).
+    A projection of the discriminator's parameters, not a term of any loss. Like the
+    reference code it clips every leaf of the network (weights, biases, scales); leaves
+    under a key in `UNCLIPPED_KEYS` (MIX+GAN's mixture logits) are returned unchanged.
     """
     _check_nonnegative("c", c)
-    return jax.tree.map(lambda p: jnp.clip(p, -c, c), params)
+    return jax.tree_util.tree_map_with_path(
+        lambda path, p: p if _is_unclipped(path) else jnp.clip(p, -c, c), params)
+
+
+def weight_clip(c: float) -> Callable[[Params], Params]:
+    """The projection `params -> clip_weights(params, c)` for an optimizer's `project_y`.
+
+    c must be > 0 (a clip of 0 would pin every weight to zero; leave the projection out
+    instead).
+    """
+    try:
+        bound = float(c)
+    except (TypeError, ValueError):
+        bound = float("nan")
+    if isinstance(c, (bool, str)) or not bound > 0:
+        raise ValueError(f"Weight clipping needs a bound c > 0 (Arjovsky et al.: 0.01); "
+                         f"got {c!r}.")
+    return lambda params: clip_weights(params, bound)
 
 
 # ---------------------------------------------------------------------------- checks

@@ -85,8 +85,17 @@ def game_for(model, real, z, key, **kwargs):
         real, z, key, **kwargs)
 
 
-ZERO_SUM = {"ns": False, "minimax": True, "wgan": True, "wgan_gp": False, "gan_gp": False,
-            "dragan_ns": False}
+ZERO_SUM = {"ns": False, "minimax": True, "wgan": True, "wgan_clip": True, "wgan_gp": False,
+            "gan_gp": False, "dragan_ns": False}
+
+
+def test_wgan_names_one_meaning_each():
+    """"wgan" is the loss alone; only "wgan_clip" clips, with Arjovsky et al.'s c = 0.01."""
+    assert [n for n, m in objectives.FEDUS_MODELS.items() if m.clip] == ["wgan_clip"]
+    assert objectives.fedus_model("wgan_clip")._replace(clip=False) == objectives.fedus_model("wgan")
+    assert objectives.WGAN_CLIP == 0.01
+    with pytest.raises(ValueError, match="is a model name"):
+        objectives.get_loss("wgan_clip")
 
 
 @pytest.mark.parametrize("model", list(objectives.FEDUS_MODELS))

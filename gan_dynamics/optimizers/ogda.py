@@ -6,7 +6,8 @@ optimistic guess of the next gradient (Popov 1980; "optimistic mirror descent"):
 
     z_{t+1} = z_t - 2η ξ(z_t) + η ξ(z_{t-1}),
 
-with ξ = (∇x f, ∇y g) the simultaneous gradient field and η = (lr_x, lr_y) per player.
+with ξ = (∇x f, ∇y g) the simultaneous gradient field and η = (lr_x, lr_y) per player
+(then projected, z_{t+1} = P(...), when projections are given; `base`).
 On bilinear games its last iterate converges where simultaneous GDA spirals out
 (Daskalakis et al. 2018, Sec. 3). It is extragradient that reuses the previous step's
 gradient instead of computing a second one (Gidel et al. 2019, "extrapolation from the
@@ -30,8 +31,14 @@ import optax
 from jax.typing import ArrayLike
 
 from gan_dynamics.game import Game, Params, gradients
-from gan_dynamics.optimizers.base import GameOptimizer, step_info
-from gan_dynamics.optimizers.simgd import gradient_step, scalar_hyperparameter
+from gan_dynamics.optimizers.base import (
+    GameOptimizer,
+    Projection,
+    check_projection,
+    gradient_step,
+    scalar_hyperparameter,
+    step_info,
+)
 
 
 class OGDAState(NamedTuple):
@@ -42,10 +49,18 @@ class OGDAState(NamedTuple):
     count: jax.Array  # int32
 
 
-def ogda(lr_x: Optional[ArrayLike] = None, lr_y: Optional[ArrayLike] = None) -> GameOptimizer:
-    """Optimistic GDA with per-player learning rates (scalars; may be traced)."""
+def ogda(
+    lr_x: Optional[ArrayLike] = None,
+    lr_y: Optional[ArrayLike] = None,
+    project_x: Optional[Projection] = None,
+    project_y: Optional[Projection] = None,
+) -> GameOptimizer:
+    """Optimistic GDA with per-player learning rates (scalars; may be traced) and optional
+    projections applied after each update."""
     lr_x = scalar_hyperparameter("ogda", "lr_x", lr_x)
     lr_y = scalar_hyperparameter("ogda", "lr_y", lr_y)
+    check_projection("ogda", "project_x", project_x)
+    check_projection("ogda", "project_y", project_y)
 
     def init(params_x: Params, params_y: Params) -> OGDAState:
         zeros = lambda tree: jax.tree.map(jnp.zeros_like, tree)
@@ -61,7 +76,7 @@ def ogda(lr_x: Optional[ArrayLike] = None, lr_y: Optional[ArrayLike] = None) -> 
             params_x, params_y,
             optimistic(grads.grad_x, state.prev_grad_x, first),
             optimistic(grads.grad_y, state.prev_grad_y, first),
-            lr_x, lr_y,
+            lr_x, lr_y, project_x, project_y,
         )
         info = step_info(
             grads.f, grads.g, grads.grad_x, grads.grad_y, delta_x, delta_y, new_x, new_y,

@@ -8,7 +8,8 @@ A = ½(J - Jᵀ) (a Hamiltonian game, whose dynamics rotate). SGA follows
     ξ_λ = ξ + λ Aᵀ ξ,     Aᵀ ξ = ½ (Jᵀ ξ - J ξ),
     z_{t+1} = z_t - η ξ_λ(z_t),
 
-with η = (lr_x, lr_y) per player. `Jξ` is one Jacobian-vector product and `Jᵀξ` its
+with η = (lr_x, lr_y) per player (then projected when projections are given; `base`).
+`Jξ` is one Jacobian-vector product and `Jᵀξ` its
 transpose, both from one linearisation of the gradient map (no Hessian is formed).
 
 With `align=True` the sign of λ is chosen so that ξ_λ points towards a stable fixed point
@@ -35,8 +36,15 @@ from jax.typing import ArrayLike
 
 from gan_dynamics.game import Game, Params
 from gan_dynamics.linalg import tree_vdot
-from gan_dynamics.optimizers.base import GameOptimizer, step_info
-from gan_dynamics.optimizers.simgd import gradient_field, gradient_step, scalar_hyperparameter
+from gan_dynamics.optimizers.base import (
+    GameOptimizer,
+    Projection,
+    check_projection,
+    gradient_field,
+    gradient_step,
+    scalar_hyperparameter,
+    step_info,
+)
 
 
 def sga(
@@ -45,6 +53,8 @@ def sga(
     lam: ArrayLike = 1.0,
     align: bool = False,
     align_eps: ArrayLike = 0.1,
+    project_x: Optional[Projection] = None,
+    project_y: Optional[Projection] = None,
 ) -> GameOptimizer:
     """Symplectic gradient adjustment.
 
@@ -53,6 +63,7 @@ def sga(
       lam: the adjustment's magnitude λ (may be traced).
       align: choose the sign of λ per step as in Balduzzi et al. 2018, Alg. 1 (static).
       align_eps: ε of the alignment rule (may be traced).
+      project_x, project_y: projections applied after each update (`base`).
     """
     lr_x = scalar_hyperparameter("sga", "lr_x", lr_x)
     lr_y = scalar_hyperparameter("sga", "lr_y", lr_y)
@@ -60,6 +71,8 @@ def sga(
     align_eps = scalar_hyperparameter("sga", "align_eps", align_eps)
     if not isinstance(align, (bool, np.bool_)):
         raise ValueError(f"sga: align must be True or False, got {align!r}.")
+    check_projection("sga", "project_x", project_x)
+    check_projection("sga", "project_y", project_y)
 
     def init(params_x: Params, params_y: Params) -> optax.EmptyState:
         del params_x, params_y
@@ -80,7 +93,7 @@ def sga(
             )
         direction = jax.tree.map(lambda v, a: v + scale * a, xi, at_xi)
         new_x, new_y, delta_x, delta_y = gradient_step(
-            params_x, params_y, *direction, lr_x, lr_y
+            params_x, params_y, *direction, lr_x, lr_y, project_x, project_y
         )
         info = step_info(f, g, *xi, delta_x, delta_y, new_x, new_y, grad_evals=3, aux=aux)
         return new_x, new_y, state, info
