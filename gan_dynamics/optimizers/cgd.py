@@ -33,7 +33,7 @@ it with its iterate, GMRES takes it from its last true-residual product.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +41,13 @@ from jax import lax
 
 from gan_dynamics import linalg
 from gan_dynamics.game import Game, Params
-from gan_dynamics.optimizers.base import GameOptimizer, step_info
+from gan_dynamics.optimizers.base import (
+    GameOptimizer,
+    Projection,
+    check_projection,
+    project_players,
+    step_info,
+)
 
 _SOLVE_CHOICES = ("x", "y", "alternate")
 _SOLVER_CHOICES = ("auto", "cg", "gmres")
@@ -195,6 +201,8 @@ def cgd(
     solve: str = "x",
     solver: str = "auto",
     restart: int = 20,
+    project_x: Optional[Projection] = None,
+    project_y: Optional[Projection] = None,
 ) -> GameOptimizer:
     """Competitive gradient descent with step sizes η_x = lr_x, η_y = lr_y.
 
@@ -205,8 +213,12 @@ def cgd(
       solve: "x" (DESIGN.md's form), "y", or "alternate" between the two systems.
       solver: "auto" (CG for zero-sum games, GMRES otherwise), "cg" or "gmres".
       restart: GMRES restart length.
+      project_x, project_y: projections applied after each update (`base`); the warm
+        starts stay the solver's unprojected solutions.
     """
     _check_choices(solve, solver)
+    check_projection("cgd", "project_x", project_x)
+    check_projection("cgd", "project_y", project_y)
 
     def init(params_x, params_y):
         return _init_solver_state(params_x, params_y, solve)
@@ -219,6 +231,8 @@ def cgd(
             solver=solver, tol=tol, atol=atol, max_iter=max_iter, restart=restart)
         new_x, new_y, info = _finish(params_x, params_y, dx, dy, grads, sinfo, state.solve_y,
                                      products)
+        new_x, new_y, info = project_players(project_x, project_y, params_x, params_y,
+                                             new_x, new_y, info)
         return new_x, new_y, state_new, info
 
     return GameOptimizer(init, update)
@@ -236,6 +250,8 @@ def acgd(
     solve: str = "alternate",
     solver: str = "auto",
     restart: int = 20,
+    project_x: Optional[Projection] = None,
+    project_y: Optional[Projection] = None,
 ) -> GameOptimizer:
     """Adaptive CGD (ICR paper): RMSProp-style per-coordinate step sizes inside CGD.
 
@@ -244,8 +260,11 @@ def acgd(
       beta, eps: second-moment decay and the additive constant in η's denominator.
       tol, atol, max_iter, solver, restart: as in `cgd`.
       solve: "alternate" (reference behaviour: y-system first), "x" or "y".
+      project_x, project_y: as in `cgd`.
     """
     _check_choices(solve, solver)
+    check_projection("acgd", "project_x", project_x)
+    check_projection("acgd", "project_y", project_y)
 
     def init(params_x, params_y):
         zeros = lambda tree: jax.tree.map(jnp.zeros_like, tree)
@@ -269,6 +288,8 @@ def acgd(
             tol=tol, atol=atol, max_iter=max_iter, restart=restart)
         new_x, new_y, info = _finish(params_x, params_y, dx, dy, grads, sinfo,
                                      state.solver.solve_y, products)
+        new_x, new_y, info = project_players(project_x, project_y, params_x, params_y,
+                                             new_x, new_y, info)
         return new_x, new_y, ACGDState(count, nu_x, nu_y, solver_state), info
 
     return GameOptimizer(init, update)
