@@ -35,7 +35,7 @@ def image_config_cases():
     """(file, parametrisation) for every config whose runner is "image"."""
     cases = []
     for path in sorted(glob.glob(os.path.join(EXPERIMENTS, "*.py"))):
-        if os.path.basename(path) in ("run.py", "plots.py"):
+        if os.path.basename(path) in ("run.py", "plots.py", "diagnose.py"):
             continue
         config = load_config(path)
         if config.get("runner") != "image":

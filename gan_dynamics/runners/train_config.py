@@ -91,6 +91,11 @@ def default_config() -> ml_collections.ConfigDict:
             "process_id": -1,
         }
     )
+    # Periodic spectra of the game (gan_dynamics.diagnostics.hooks.make_eval_hooks);
+    # every = 0: off.
+    from gan_dynamics.diagnostics.hooks import default_section
+
+    config.diagnostics = default_section()
     return config
 
 

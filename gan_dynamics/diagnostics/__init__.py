@@ -1,0 +1,13 @@
+"""Diagnostics of GAN training dynamics: the local geometry of the game at a point.
+
+- `field`: the simultaneous gradient field v = (∇x f, ∇y g) of any `Game` over pytrees,
+  its Jacobian-vector products (`jax.linearize`) and transposes, dense Jacobians.
+- `spectrum`: Krylov-Schur Arnoldi and thick-restart Lanczos in pure JAX (jitted), the
+  ARPACK reference, dense spectra.
+- `analysis`: the field's eigenvalues, each player's Hessian extremes, the symmetric and
+  antisymmetric parts of the Jacobian, the CGD/ACGD system's conditioning.
+- `path_angle`: Berard et al. 2020's path-angle between two parameter points.
+- `report`, `image_run`, `hooks`: the image runner's checkpoints and periodic evaluation.
+
+docs/diagnostics.md says what each quantity is and how to read it.
+"""

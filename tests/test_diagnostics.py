@@ -1,0 +1,272 @@
+"""Diagnostics of game dynamics against dense linear algebra and closed forms (float64).
+
+Krylov-Schur Arnoldi and Lanczos (matrix-free, on J u products) must give the same
+eigenvalues as numpy's dense `eig` of `jax.jacfwd` of the field; the Dirac-GAN's
+eigenvalues at its equilibrium have a closed form; the path-angle cosine is checked by
+hand on the ICR quadratic game.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_dynamics import objectives, toy_games
+from gan_dynamics.diagnostics import analysis, field, path_angle, spectrum
+
+
+def _match(found, expected, atol):
+    """Every expected eigenvalue has a distinct found one within atol (order-free)."""
+    found = list(np.asarray(found))
+    for lam in np.asarray(expected):
+        dist = [abs(lam - mu) for mu in found]
+        i = int(np.argmin(dist))
+        assert dist[i] <= atol, (lam, found)
+        found.pop(i)
+
+
+TOY_CASES = [
+    ("bilinear", dict(dim=3, alpha=1.5, x0=0.3, y0=-0.2)),
+    ("icr_quadratic", dict()),
+    ("dirac_gan", dict(r1_gamma=0.3)),
+    ("dirac_gan", dict(loss="non_saturating", theta0=0.7, psi0=-0.4)),
+    ("covariance", dict(dim=3)),
+]
+
+
+def _toy(name, kwargs):
+    problem = toy_games.make(name, **kwargs)
+    px, py = problem.initial(jax.random.key(0))
+    return problem.game, px, py
+
+
+@pytest.mark.parametrize("name,kwargs", TOY_CASES)
+def test_arnoldi_equals_dense_eig_on_toy_games(x64, name, kwargs):
+    game, px, py = _toy(name, kwargs)
+    jacobian = np.asarray(toy_games.field_jacobian(game, px, py))
+    n = jacobian.shape[0]
+    dense = np.linalg.eigvals(jacobian)
+    # the whole spectrum (ties in every criterion are then harmless)
+    result = analysis.field_spectrum(game, px, py, k=n, which="LM", ncv=n, tol=1e-12)
+    assert bool(result.converged)
+    _match(result.eigenvalues, dense, 1e-8)
+    # and the agreement with the dense Jacobian of analysis.dense_spectrum
+    _, all_eigs = analysis.dense_spectrum(game, px, py)
+    _match(all_eigs, dense, 1e-10)
+
+
+@pytest.mark.parametrize("name,kwargs", TOY_CASES)
+def test_decomposition_equals_dense_on_toy_games(x64, name, kwargs):
+    game, px, py = _toy(name, kwargs)
+    jacobian = toy_games.field_jacobian(game, px, py)
+    expected = analysis.dense_decomposition_norms(jacobian)
+    got = analysis.decomposition_norms(game, px, py, exact=True, tol=1e-12)
+    for key in ("sym_fro", "antisym_fro", "sym_spectral", "antisym_spectral"):
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-8, atol=1e-12)
+    assert int(got["jvps"]) >= 2 * jacobian.shape[0]
+
+
+def test_hutchinson_estimates_the_frobenius_norms(x64):
+    game, px, py = _toy("covariance", dict(dim=4))
+    expected = analysis.dense_decomposition_norms(toy_games.field_jacobian(game, px, py))
+    got = analysis.decomposition_norms(game, px, py, num_samples=4000, spectral=False)
+    for key in ("sym_fro", "antisym_fro"):
+        np.testing.assert_allclose(got[key], expected[key], rtol=0.05)
+    assert int(got["jvps"]) == 8000
+
+
+def test_bilinear_game_is_pure_rotation(x64):
+    game, px, py = _toy("bilinear", dict(dim=2, alpha=2.0))
+    n = 4
+    result = analysis.field_spectrum(game, px, py, k=n, which="LM", ncv=n, tol=1e-12)
+    _match(result.eigenvalues, [2j, 2j, -2j, -2j], 1e-10)
+    norms = analysis.decomposition_norms(game, px, py, exact=True)
+    assert float(norms["sym_fro"]) == pytest.approx(0.0, abs=1e-12)
+    assert float(norms["antisym_spectral"]) == pytest.approx(2.0, rel=1e-10)
+    rotating = spectrum.rotation_dominated(spectrum.dense_eigenvalues(
+        toy_games.field_jacobian(game, px, py)), 2)
+    np.testing.assert_allclose(np.abs(rotating.real), 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("gamma", [None, 0.3, 1.0, 2.5])
+def test_dirac_gan_eigenvalues_at_equilibrium_match_closed_form(x64, gamma):
+    # v = (∂θ L, −∂ψ L + γψ) with L = φ(ψθ) + φ(0): at (0, 0) J = [[0, c], [−c, γ]],
+    # c = φ'(0) = 1/2, so λ = γ/2 ± sqrt(γ²/4 − c²) (Mescheder et al. 2018, Sec. 2.2 and
+    # 4.1; their update field is −v, whose eigenvalues are −λ). Without R1: λ = ±i c.
+    problem = toy_games.dirac_gan(r1_gamma=gamma, theta0=0.0, psi0=0.0)
+    px, py = problem.initial(jax.random.key(0))
+    g = 0.0 if gamma is None else gamma
+    root = np.sqrt(complex(g**2 / 4 - 0.25))
+    expected = [g / 2 + root, g / 2 - root]
+    result = analysis.field_spectrum(problem.game, px, py, k=2, which="LM", ncv=2, tol=1e-14)
+    # γ = 1 is critical damping: a double eigenvalue of a Jordan block, which any eig
+    # (numpy's too) resolves to about sqrt(machine epsilon) only
+    _match(result.eigenvalues, expected, 1e-7 if gamma == 1.0 else 1e-12)
+    if gamma is None:
+        np.testing.assert_allclose(np.asarray(result.eigenvalues).real, 0.0, atol=1e-14)
+        np.testing.assert_allclose(np.sort(np.asarray(result.eigenvalues).imag), [-0.5, 0.5])
+
+
+# ----------------------------------------------------------- a small MLP GAN
+
+
+class _MLP(nn.Module):
+    widths: tuple
+
+    @nn.compact
+    def __call__(self, x):
+        for w in self.widths[:-1]:
+            x = jnp.tanh(nn.Dense(w)(x))
+        return nn.Dense(self.widths[-1])(x)
+
+
+def _mlp_gan(loss: str, penalty=None):
+    gen, disc = _MLP((4, 2)), _MLP((4, 1))
+    kx, ky, kr, kz = jax.random.split(jax.random.key(3), 4)
+    real = jax.random.normal(kr, (16, 2)) * 0.5 + 1.0
+    z = jax.random.normal(kz, (16, 3))
+    # flax creates float32 parameters whatever the x64 setting: compare in float64
+    to64 = lambda tree: jax.tree.map(lambda a: a.astype(jnp.float64), tree)  # noqa: E731
+    px = to64(gen.init(kx, z)["params"])
+    py = to64(disc.init(ky, real)["params"])
+    game = objectives.make_gan_game(
+        loss, objectives.stateless(lambda p, x: gen.apply({"params": p}, x)),
+        objectives.stateless(lambda p, x: disc.apply({"params": p}, x)), real, z,
+        jax.random.key(4), penalty=penalty)
+    return game, px, py
+
+
+MLP_CASES = [("minimax", None), ("non_saturating", "gan_gp")]
+
+
+@pytest.mark.parametrize("loss,penalty", MLP_CASES)
+def test_arnoldi_equals_dense_on_mlp_gan(x64, loss, penalty):
+    from gan_dynamics.penalties import make_penalty
+
+    game, px, py = _mlp_gan(loss, None if penalty is None else make_penalty(penalty, weight=1.0))
+    fg = field.flat_game(game, px, py)
+    dense = np.linalg.eigvals(np.asarray(field.dense_jacobian(fg)))
+    k = 6
+    for which in ("LM", "LR"):
+        result = jax.jit(lambda a, b: analysis.field_spectrum(
+            game, a, b, k=k, which=which, ncv=20, tol=1e-12, max_restarts=300))(px, py)
+        assert bool(result.converged), which
+        # the k-th and (k+1)-th may be a conjugate pair: compare the first k-1
+        _match(result.eigenvalues, spectrum.select(dense, k - 1, which), 1e-8)
+        assert int(result.matvecs) > 20  # it restarted
+
+
+def test_arpack_reference_equals_dense_on_mlp_gan(x64):
+    game, px, py = _mlp_gan("minimax")
+    fg = field.flat_game(game, px, py)
+    dense = np.linalg.eigvals(np.asarray(field.dense_jacobian(fg)))
+    _, jvp = jax.jit(field.linearize_field)(fg)
+    product = jax.jit(lambda lin, u: lin(u))
+    ref = spectrum.arpack_eigs(lambda u: product(jvp, jnp.asarray(u)), fg.n, k=6,
+                               which="LM", tol=1e-12)
+    _match(ref.eigenvalues, spectrum.select(dense, 5, "LM"), 1e-8)
+    assert ref.matvecs > 0
+
+
+@pytest.mark.parametrize("loss,penalty", MLP_CASES)
+def test_lanczos_player_hessians_equal_dense(x64, loss, penalty):
+    from gan_dynamics.penalties import make_penalty
+
+    game, px, py = _mlp_gan(loss, None if penalty is None else make_penalty(penalty, weight=1.0))
+    curvature = jax.jit(lambda a, b: analysis.player_curvature(
+        game, a, b, k=4, ncv=10, tol=1e-12, max_restarts=300))(px, py)
+    assert bool(curvature["converged"])
+    hxx, hyy = field.dense_player_hessians(game, px, py)
+    ex, ey = np.linalg.eigvalsh(np.asarray(hxx)), np.linalg.eigvalsh(np.asarray(hyy))
+    np.testing.assert_allclose(curvature["hess_x_min"], ex[0], atol=1e-8)
+    np.testing.assert_allclose(curvature["hess_x_max"], ex[-1], atol=1e-8)
+    np.testing.assert_allclose(curvature["hess_y_min"], ey[0], atol=1e-8)
+    np.testing.assert_allclose(curvature["hess_y_max"], ey[-1], atol=1e-8)
+    _match(curvature["hess_x_eigenvalues"], [ex[0], ex[1], ex[-2], ex[-1]], 1e-8)
+
+
+def test_classify_point():
+    assert analysis.classify_point(0.1, 2.0, 0.0, 1.0) == "local_nash"
+    assert analysis.classify_point(-0.5, 2.0, 0.3, 1.0) == "saddle"
+    assert analysis.classify_point(-2.0, -0.1, 0.3, 1.0) == "neither"
+    # the ICR quadratic x² + 10xy + y², x min, y max (g = −f): ∇²yy g = −2 < 0
+    game, px, py = _toy("icr_quadratic", {})
+    c = analysis.player_curvature(game, px, py, k=1)
+    assert analysis.classify_point(*(float(c[k]) for k in
+                                     ("hess_x_min", "hess_x_max", "hess_y_min",
+                                      "hess_y_max"))) == "neither"
+
+
+@pytest.mark.parametrize("loss,penalty", MLP_CASES)
+def test_cgd_system_spectrum_equals_dense(x64, loss, penalty):
+    from gan_dynamics.penalties import make_penalty
+
+    game, px, py = _mlp_gan(loss, None if penalty is None else make_penalty(penalty, weight=1.0))
+    fg = field.flat_game(game, px, py)
+    jac = np.asarray(field.dense_jacobian(fg))
+    n_x = fg.n_x
+    rng = np.random.default_rng(0)
+    # ACGD-like per-coordinate step sizes
+    eta_x_flat = rng.uniform(0.5, 2.0, n_x)
+    eta_y_flat = rng.uniform(0.5, 2.0, fg.n - n_x)
+    unravel_x = jax.flatten_util.ravel_pytree(px)[1]
+    unravel_y = jax.flatten_util.ravel_pytree(py)[1]
+    eta_x, eta_y = unravel_x(jnp.asarray(eta_x_flat)), unravel_y(jnp.asarray(eta_y_flat))
+    p = np.diag(np.sqrt(eta_x_flat))
+    m = np.eye(n_x) - p @ jac[:n_x, n_x:] @ np.diag(eta_y_flat) @ jac[n_x:, :n_x] @ p
+    got = jax.jit(lambda a, b: analysis.cgd_system_spectrum(
+        game, a, b, eta_x, eta_y, tol=1e-12, ncv=10, max_restarts=500))(px, py)
+    assert bool(got["converged"])
+    if game.zero_sum:
+        np.testing.assert_allclose(m, m.T, atol=1e-12)
+        ev = np.linalg.eigvalsh(m)
+        assert ev[0] >= 1 - 1e-12  # SPD: I + P Dxy η Dxyᵀ P
+    else:
+        ev = np.linalg.svd(m, compute_uv=False)[::-1]
+    np.testing.assert_allclose([got["cgd_min"], got["cgd_max"]], [ev[0], ev[-1]], rtol=1e-7)
+    np.testing.assert_allclose(got["cgd_cond"], ev[-1] / ev[0], rtol=1e-7)
+
+
+def test_path_angle_equals_hand_computation_on_quadratic_game(x64):
+    # f = x² + 10xy + y², x min, y max: v = (2x + 10y, −(10x + 2y))
+    game, _, _ = _toy("icr_quadratic", {})
+    start = (jnp.array([1.0]), jnp.array([2.0]))
+    end = (jnp.array([-1.0]), jnp.array([0.5]))
+    alphas = jnp.array([-0.5, 0.0, 0.25, 1.0, 1.5])
+    curves = path_angle.path_angle(game, start, end, alphas)
+    d = np.array([-2.0, -1.5])
+    for i, a in enumerate(np.asarray(alphas)):
+        x, y = 1.0 + a * d[0], 2.0 + a * d[1]
+        v = np.array([2 * x + 10 * y, -(10 * x + 2 * y)])
+        f = x**2 + 10 * x * y + y**2
+        np.testing.assert_allclose(curves.f[i], f, rtol=1e-12)
+        np.testing.assert_allclose(curves.g[i], -f, rtol=1e-12)
+        np.testing.assert_allclose(curves.field_norm[i], np.linalg.norm(v), rtol=1e-12)
+        np.testing.assert_allclose(curves.cosine[i], v @ d / np.linalg.norm(v) / np.linalg.norm(d),
+                                   rtol=1e-12)
+        np.testing.assert_allclose(curves.cosine_x[i], np.sign(v[0] * d[0]), rtol=1e-12)
+        np.testing.assert_allclose(curves.cosine_y[i], np.sign(v[1] * d[1]), rtol=1e-12)
+
+
+def test_krylov_schur_restarts_on_a_large_random_matrix(x64):
+    rng = np.random.default_rng(0)
+    n = 200
+    a = rng.standard_normal((n, n)) / np.sqrt(n) + np.diag(np.linspace(0, 3, n))
+    aj = jnp.asarray(a)
+    dense = np.linalg.eigvals(a)
+    for which in ("LR",):
+        result = jax.jit(lambda v: spectrum.krylov_schur(
+            lambda u: aj @ u, v, k=6, which=which, ncv=20, tol=1e-10, max_restarts=200))(
+            jnp.asarray(rng.standard_normal(n)))
+        assert bool(result.converged) and int(result.restarts) > 0
+        _match(result.eigenvalues, spectrum.select(dense, 5, which), 1e-8)
+        ref = spectrum.arpack_eigs(lambda u: a @ u, n, k=6, which=which, ncv=20, tol=1e-10)
+        _match(ref.eigenvalues, spectrum.select(dense, 5, which), 1e-8)
+
+
+def test_bad_arguments_fail_with_a_message():
+    with pytest.raises(ValueError, match="which"):
+        spectrum.krylov_schur(lambda u: u, jnp.ones(5), k=2, which="XX")
+    with pytest.raises(ValueError, match="ncv"):
+        spectrum.krylov_schur(lambda u: u, jnp.ones(5), k=4, ncv=3)
