@@ -22,6 +22,7 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import sys
 from typing import Any, NamedTuple, Optional, Sequence
 
@@ -226,6 +227,11 @@ def execute(inv: Invocation) -> Any:
     from gan_dynamics import validation
 
     config = validation.resolve_quick(inv.config, inv.overridden)
+    if config.get("runner") == "image":
+        # Before anything starts JAX's backend (the checks build models abstractly).
+        from gan_dynamics import parallel
+
+        parallel.initialize_distributed(config.parallel)
     validation.check(config, data=False)
     run = resolve_runner(config.runner)
     created = prepare_workdir(inv.workdir)
@@ -259,4 +265,8 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    status = main(sys.argv)
+    # Stopping or done: a scheduler's later SIGTERM (sent to every process of a
+    # multi-process run) must not kill the shutdown of JAX's distributed runtime.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(status)

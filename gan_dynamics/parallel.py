@@ -27,7 +27,7 @@ def initialize_distributed(parallel_config: Any) -> None:
     Empty `coordinator_address` / negative `num_processes` / `process_id` let JAX detect
     them from the cluster environment (SLURM, TPU pods, Open MPI).
     """
-    if not parallel_config.distributed:
+    if not parallel_config.distributed or jax.distributed.is_initialized():
         return
     address = parallel_config.coordinator_address or None
     num_processes = parallel_config.num_processes if parallel_config.num_processes > 0 else None

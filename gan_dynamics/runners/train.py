@@ -144,9 +144,12 @@ class Reporter:
             if results:
                 self.writer.write(done, results)
                 self.last_eval = {"step": done, **results}
-        if self.is_main and (done % t.sample_every == 0 or done == self.num_steps) and (
+        if (done % t.sample_every == 0 or done == self.num_steps) and (
                 done > self.start or done == self.num_steps):
+            # Every process runs the program (multi-process jit); process 0 writes.
             images = np.asarray(self._generate(state, self.sample_z))
+            if not self.is_main:
+                return
             save_image_grid(images, os.path.join(self.workdir, "samples", f"step_{done:08d}.png"))
             save_loss_curves(read_metrics(self.workdir), os.path.join(self.workdir,
                                                                        "loss_curves.png"))
