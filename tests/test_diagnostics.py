@@ -161,9 +161,8 @@ def test_arpack_reference_equals_dense_on_mlp_gan(x64):
     game, px, py = _mlp_gan("minimax")
     fg = field.flat_game(game, px, py)
     dense = np.linalg.eigvals(np.asarray(field.dense_jacobian(fg)))
-    _, jvp = jax.jit(field.linearize_field)(fg)
-    product = jax.jit(lambda lin, u: lin(u))
-    ref = spectrum.arpack_eigs(lambda u: product(jvp, jnp.asarray(u)), fg.n, k=6,
+    _, jvp = field.jitted_linearization(fg)
+    ref = spectrum.arpack_eigs(lambda u: field.apply_map(jvp, jnp.asarray(u)), fg.n, k=6,
                                which="LM", tol=1e-12)
     _match(ref.eigenvalues, spectrum.select(dense, 5, "LM"), 1e-8)
     assert ref.matvecs > 0
@@ -213,10 +212,11 @@ def test_cgd_system_spectrum_equals_dense(x64, loss, penalty):
     unravel_x = jax.flatten_util.ravel_pytree(px)[1]
     unravel_y = jax.flatten_util.ravel_pytree(py)[1]
     eta_x, eta_y = unravel_x(jnp.asarray(eta_x_flat)), unravel_y(jnp.asarray(eta_y_flat))
+    # M's eigenvalues cluster near 1 (tiny gaps): a tolerance of 1e-9 suffices for 1e-7
     p = np.diag(np.sqrt(eta_x_flat))
     m = np.eye(n_x) - p @ jac[:n_x, n_x:] @ np.diag(eta_y_flat) @ jac[n_x:, :n_x] @ p
     got = jax.jit(lambda a, b: analysis.cgd_system_spectrum(
-        game, a, b, eta_x, eta_y, tol=1e-12, ncv=10, max_restarts=500))(px, py)
+        game, a, b, eta_x, eta_y, tol=1e-9, ncv=10, max_restarts=500))(px, py)
     assert bool(got["converged"])
     if game.zero_sum:
         np.testing.assert_allclose(m, m.T, atol=1e-12)

@@ -85,6 +85,17 @@ def linearize_field(fg: FlatGame, z: Array | None = None):
     return jax.linearize(fg.field, fg.z if z is None else z)
 
 
+def jitted_linearization(fg: FlatGame):
+    """(v(z), u ↦ J u) at fg.z computed under jit; apply the map with `apply_map`."""
+    return jax.jit(lambda z: jax.linearize(fg.field, z))(fg.z)
+
+
+@jax.jit
+def apply_map(linear_map: Callable[[Array], Array], u: Array) -> Array:
+    """A linearised map (a `Partial`) applied to u, jitted once per map structure."""
+    return linear_map(u)
+
+
 def transpose_map(jvp: Callable[[Array], Array], like: Array) -> Callable[[Array], Array]:
     """u ↦ Jᵀ u from u ↦ J u (a linear map on vectors shaped like `like`)."""
     transposed = jax.linear_transpose(jvp, like)
