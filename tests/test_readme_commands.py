@@ -21,6 +21,7 @@ import pytest
 
 from gan_dynamics import validation
 from gan_dynamics.data import images
+from gan_dynamics.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
@@ -39,17 +40,20 @@ RUN = _load_run()
 _PLACEHOLDERS = {"N": "2", "i": "0", "host:port": "localhost:1234"}
 
 
-def readme_commands() -> list[list[str]]:
-    """argv (after the program) of every `python experiments/run.py` in README.md."""
+def readme_commands() -> list[tuple[list[str], str]]:
+    """(argv after the program, the error the README shows for it or "") of every
+    `python experiments/run.py` in README.md; a shown error is the next line's `Error: ...`."""
     commands = []
     with open(README) as f:
-        for line in f:
-            start = line.find("python experiments/run.py")
-            if start < 0 or "experiments/X.py" in line:
-                continue
-            text = line[start + len("python experiments/run.py"):].split(" #")[0]
-            text = text.split("&&")[0].strip().rstrip("`")
-            commands.append(shlex.split(text))
+        lines = f.read().splitlines()
+    for i, line in enumerate(lines):
+        start = line.find("python experiments/run.py")
+        if start < 0 or "experiments/X.py" in line:
+            continue
+        text = line[start + len("python experiments/run.py"):].split(" #")[0]
+        text = text.split("&&")[0].strip().rstrip("`")
+        shown = lines[i + 1] if i + 1 < len(lines) and lines[i + 1].startswith("Error: ") else ""
+        commands.append((shlex.split(text), shown))
     return commands
 
 
@@ -58,6 +62,7 @@ def readme_overrides() -> list[str]:
     including spans that wrap onto the next line."""
     with open(README) as f:
         prose = "".join(line for line in f if "python experiments/run.py" not in line)
+    prose = re.sub(r"```.*?```", "", prose, flags=re.S)  # code blocks: commands and output
     found = []
     for match in re.finditer(r"`([^`]*--config\.[^`]*)`", prose):
         found.extend(a for a in shlex.split(match.group(1)) if a.startswith("--config."))
@@ -91,10 +96,17 @@ def test_the_readme_has_commands_and_overrides():
     assert any(a.startswith("--config.optimizer.") for a in OVERRIDES)
 
 
-@pytest.mark.parametrize("argv", COMMANDS, ids=[" ".join(c)[:80] for c in COMMANDS])
-def test_readme_command_builds(argv):
+@pytest.mark.parametrize("argv,shown", COMMANDS,
+                         ids=[" ".join(c)[:80] for c, _ in COMMANDS])
+def test_readme_command_builds(argv, shown):
     os.chdir(ROOT)
-    assert build(argv).startswith("built")
+    if not shown:
+        assert build(argv).startswith("built")
+        return
+    # An error the README shows: the same message, up to its "...".
+    with pytest.raises(UserError) as err:
+        build(argv)
+    assert f"Error: {err.value}".startswith(shown.split("...")[0].rstrip())
 
 
 @pytest.mark.parametrize("override", OVERRIDES)
