@@ -96,6 +96,10 @@ def default_config() -> ml_collections.ConfigDict:
     from gan_dynamics.diagnostics.hooks import default_section
 
     config.diagnostics = default_section()
+    # Sample metrics (gan_dynamics.metrics.evaluate.make_eval_hooks); metrics = "": off.
+    from gan_dynamics.metrics.evaluate import default_section as eval_section
+
+    config.eval = eval_section()
     return config
 
 

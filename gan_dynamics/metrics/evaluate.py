@@ -1,0 +1,367 @@
+"""Sample metrics of an image GAN from its config: periodic hooks and checkpoint scoring.
+
+`config.eval` (in the image runner's default config; `default_section`) names the metrics
+(`metrics`: comma-separated, "" = off) and their options; the loop runs them every
+`config.train.eval_every` steps through `make_eval_hooks(config, exp)` and logs them as
+`eval/<name>`, and `evaluate_checkpoint` scores a saved run (experiments/evaluate.py).
+
+Metrics (Fedus et al. 2018, Sec. 5; docs/metrics.md) and the names they log:
+
+  classifier_is    Inception Score with the dataset's own classifier (`classifier`):
+                   `classifier_is`, `classifier_is_std` (over `is_splits` parts).
+  classifier_fid   Fréchet distance of the classifier's penultimate features of the
+                   samples to those of the whole training split: `classifier_fid`.
+  critic           independent Wasserstein critic (`critic`): `critic` = E_fake D -
+                   E_real D on held-out pairs it was not trained on (about -W_1; higher
+                   is better, 0 for the data distribution).
+  ms_ssim          diversity (`ms_ssim`, small-image form): `ms_ssim` of sample pairs and
+                   `ms_ssim_test` of held-out real pairs (compare the two).
+  inception_score  ImageNet Inception Score (`inception`, `scores`): `inception_score`,
+                   `inception_score_std`. Needs the converted Inception weights.
+  fid              FID against the training split's Inception statistics: `fid`.
+
+Data. Samples come from `num_samples` latents fixed by `seed` (the same at every
+evaluation, so changes between steps are the generator's). Held-out real images come
+from `config.eval.split` (default 'test', never read by training: for the offline digit
+sets the fixed 10% of `data.images`), in a fixed shuffled order, at most `num_samples`
+of them: the critic trains on the first half of them and of the samples and is
+evaluated on the second halves; `ms_ssim_test` pairs them. FID references (whole
+training split) are cached (`scores.reference_statistics`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Callable, Optional, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+
+from gan_dynamics.errors import UserError, did_you_mean
+from gan_dynamics.metrics import classifier as classifier_lib
+from gan_dynamics.metrics import critic as critic_lib
+from gan_dynamics.metrics import ms_ssim as ms_ssim_lib
+from gan_dynamics.metrics import scores
+
+METRICS = ("classifier_is", "classifier_fid", "critic", "ms_ssim", "inception_score", "fid")
+# A fixed order of the held-out split (independent of the run's seed): the package digit
+# sets are sorted by class, and pairs/halves must mix classes.
+_HELDOUT_ORDER_SEED = 0xE7A1
+_CRITIC_KEY = 1
+_LATENT_KEY = 0
+
+EvalHook = Callable[[int, Any, Callable[[jax.Array], jax.Array]], dict[str, float]]
+
+
+def default_section() -> ml_collections.ConfigDict:
+    """`config.eval` of the image runner's default config (off)."""
+    return ml_collections.ConfigDict({
+        "metrics": "",  # comma-separated subset of METRICS, e.g. "classifier_is,critic"; "": off
+        "num_samples": 1000,  # generated images per evaluation (and at most as many real)
+        "split": "test",  # held-out real images (never read by training)
+        "batch_size": 250,  # images per generator / classifier / Inception call
+        "seed": 0,  # latents of the evaluation samples, the critic's initialisation
+        "is_splits": 10,  # parts of the Inception Scores' mean and std
+        "classifier": dataclasses.asdict(classifier_lib.ClassifierOptions()),
+        "critic": dataclasses.asdict(critic_lib.CriticOptions()),
+        "inception_weights": "",  # converted .npz; "": the cache's default path
+    })
+
+
+def parse_metrics(value: Any) -> tuple[str, ...]:
+    """Metric names from "a,b" or a sequence; unknown names fail with the known ones."""
+    names = value.split(",") if isinstance(value, str) else list(value or ())
+    names = tuple(n.strip() for n in names if n.strip())
+    for n in names:
+        if n not in METRICS:
+            raise UserError(f"Unknown metric {n!r} in config.eval.metrics; choose from "
+                            f"{list(METRICS)}.{did_you_mean(n, METRICS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def _options(cls, section: Any, name: str):
+    values = dict(section.to_dict() if isinstance(section, ml_collections.ConfigDict) else section)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"Unknown key(s) {unknown} in config.eval.{name}; known: {sorted(known)}.")
+    return cls(**values)
+
+
+@dataclasses.dataclass
+class Evaluator:
+    """What every evaluation reuses: held-out images, references, networks, latents."""
+
+    metrics: tuple[str, ...]
+    latents: jax.Array  # (num_samples, z_dim)
+    batch_size: int
+    is_splits: int
+    heldout: np.ndarray  # held-out real images, fixed order
+    seed: int
+    critic_options: critic_lib.CriticOptions
+    classifier: Optional[classifier_lib.Classifier] = None
+    classifier_reference: Optional[tuple[np.ndarray, np.ndarray]] = None
+    inception: Optional[Callable[[Any], tuple[jax.Array, jax.Array]]] = None
+    inception_reference: Optional[tuple[np.ndarray, np.ndarray]] = None
+    ms_ssim_test: Optional[float] = None
+
+    def samples(self, generate: Callable[[jax.Array], jax.Array]) -> np.ndarray:
+        """Images of the fixed latents, generated `batch_size` at a time."""
+        return np.concatenate([np.asarray(generate(self.latents[i:i + self.batch_size]))
+                               for i in range(0, self.latents.shape[0], self.batch_size)])
+
+    def score(self, images: np.ndarray) -> dict[str, float]:
+        """Every configured metric of `images` (N, H, W, C) in [-1, 1]."""
+        out: dict[str, float] = {}
+        m = self.metrics
+        if "classifier_is" in m or "classifier_fid" in m:
+            logits, features = classifier_lib.logits_and_features(self.classifier, images,
+                                                                  self.batch_size)
+            if "classifier_is" in m:
+                out["classifier_is"], out["classifier_is_std"] = scores.inception_score(
+                    logits, min(self.is_splits, len(images)))
+            if "classifier_fid" in m:
+                out["classifier_fid"] = scores.frechet_distance(
+                    *scores.gaussian_statistics(features), *self.classifier_reference)
+        if "inception_score" in m or "fid" in m:
+            pool, logits = _batched(self.inception, images, self.batch_size)
+            if "inception_score" in m:
+                out["inception_score"], out["inception_score_std"] = scores.inception_score(
+                    logits, min(self.is_splits, len(images)))
+            if "fid" in m:
+                out["fid"] = scores.frechet_distance(*scores.gaussian_statistics(pool),
+                                                     *self.inception_reference)
+        if "critic" in m:
+            real_half, fake_half = len(self.heldout) // 2, len(images) // 2
+            out["critic"] = critic_lib.independent_critic_score(
+                jax.random.fold_in(jax.random.key(self.seed), _CRITIC_KEY),
+                self.heldout[:real_half], images[:fake_half],
+                self.heldout[real_half:], images[fake_half:], self.critic_options)
+        if "ms_ssim" in m:
+            out["ms_ssim"] = ms_ssim_lib.mean_pairwise_ms_ssim(images)
+            out["ms_ssim_test"] = self.ms_ssim_test
+        return out
+
+    def __call__(self, generate: Callable[[jax.Array], jax.Array]) -> dict[str, float]:
+        return self.score(self.samples(generate))
+
+
+def _batched(fn, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """fn over fixed-size batches (the last padded with its final image), outputs joined."""
+    outs = []
+    for start in range(0, len(images), batch_size):
+        part = images[start:start + batch_size]
+        valid = len(part)
+        if valid < batch_size:
+            part = np.concatenate([part, np.repeat(part[-1:], batch_size - valid, axis=0)])
+        outs.append([np.asarray(o)[:valid] for o in fn(part)])
+    return tuple(np.concatenate(parts) for parts in zip(*outs))
+
+
+def _open(config: ml_collections.ConfigDict, split: str):
+    from gan_dynamics.data import images
+
+    d = config.data
+    try:
+        return images.open_dataset(d.name, split=split, data_dir=d.data_dir or None,
+                                   image_size=d.image_size or None)
+    except (ValueError, FileNotFoundError) as err:
+        raise UserError(f"config.eval needs split {split!r} of dataset {d.name!r}: {err}") from err
+
+
+def make_evaluator(config: ml_collections.ConfigDict, exp: Any, *,
+                   heldout: Optional[np.ndarray] = None, train_source: Any = None,
+                   log: Optional[Callable[[str], None]] = print) -> Optional[Evaluator]:
+    """The evaluator of `config.eval` (None when no metric is on); prepares everything a
+    metric needs once (trains or loads the classifier, reference statistics).
+
+    `heldout` (real images in [-1, 1]) replaces the held-out split's images and
+    `train_source` the training split (the FID references' data).
+    """
+    section = config.get("eval", None)
+    if section is None:
+        return None
+    metrics = parse_metrics(section.get("metrics", ""))
+    if not metrics:
+        return None
+    num_samples, batch_size = int(section.num_samples), int(section.batch_size)
+    if num_samples < 4 or batch_size < 1 or int(section.is_splits) < 1:
+        raise UserError(f"config.eval needs num_samples >= 4, batch_size >= 1 and "
+                        f"is_splits >= 1; got {num_samples}, {batch_size}, {section.is_splits}.")
+    critic_options = _options(critic_lib.CriticOptions, section.critic, "critic")
+    clf_options = _options(classifier_lib.ClassifierOptions, section.classifier, "classifier")
+    size = int(exp.image_shape[0])
+    if heldout is None:
+        source = _open(config, section.split)
+        order = np.random.default_rng(_HELDOUT_ORDER_SEED).permutation(source.num_examples)
+        heldout = source.read(order[:num_samples])
+    heldout = np.asarray(heldout, np.float32)
+    if heldout.shape[1:] != tuple(exp.image_shape):
+        raise UserError(f"Held-out images have shape {heldout.shape[1:]}, the generator makes "
+                        f"{tuple(exp.image_shape)}.")
+    latents = jax.random.normal(jax.random.fold_in(jax.random.key(int(section.seed)), _LATENT_KEY),
+                                (num_samples, exp.z_dim))
+    ev = Evaluator(metrics, latents, batch_size, int(section.is_splits), heldout,
+                   int(section.seed), critic_options)
+    needs_train = {"classifier_fid", "fid"} & set(metrics)
+    if needs_train and train_source is None:
+        train_source = _open(config, config.data.split)
+    if {"classifier_is", "classifier_fid"} & set(metrics):
+        ev.classifier = classifier_lib.load_or_train(
+            config.data.name, size, clf_options, data_dir=config.data.data_dir or None,
+            train_source=train_source, log=log)
+        if "classifier_fid" in metrics:
+            features = lambda x: classifier_lib.logits_and_features(ev.classifier, x)[1]  # noqa: E731
+            ev.classifier_reference = scores.reference_statistics(
+                train_source, config.data.split, f"classifier_{ev.classifier.name}", features,
+                batch_size=batch_size)
+    if {"inception_score", "fid"} & set(metrics):
+        from gan_dynamics import parallel
+        from gan_dynamics.metrics import inception
+
+        mesh = parallel.make_mesh(int(config.parallel.num_devices))
+        extractor = inception.make_extractor(
+            inception.load_params(section.inception_weights or None), mesh)
+        ev.inception = extractor
+        if "fid" in metrics:
+            ev.inception_reference = scores.reference_statistics(
+                train_source, config.data.split, "inception_pool3",
+                lambda x: np.asarray(extractor(x)[0]), batch_size=batch_size)
+    if "ms_ssim" in metrics:
+        ev.ms_ssim_test = ms_ssim_lib.mean_pairwise_ms_ssim(heldout)
+    return ev
+
+
+def make_eval_hooks(config: ml_collections.ConfigDict, exp: Any) -> list[EvalHook]:
+    """The hook of `config.eval` for the image loop (none when its metrics are off)."""
+    evaluator = make_evaluator(config, exp)
+    if evaluator is None:
+        return []
+
+    def hook(step: int, state: Any, generate: Callable[[jax.Array], jax.Array]):
+        del step, state
+        return evaluator(generate)
+
+    return [hook]
+
+
+# ------------------------------------------------------------------------ checkpoints
+
+
+def eval_path(workdir: str, step: int) -> str:
+    return os.path.join(workdir, f"eval_step_{step:08d}.json")
+
+
+def load_run_config(workdir: str, config: Optional[ml_collections.ConfigDict] = None
+                    ) -> ml_collections.ConfigDict:
+    """`config`, else the config the run saved (DIR/config.json)."""
+    if config is not None:
+        return config
+    from gan_dynamics import checkpoints
+
+    saved = checkpoints.read_config(workdir)
+    if saved is None:
+        raise UserError(f"{workdir} has no config.json; pass the run's config file with "
+                        "--config=experiments/<experiment>.py.")
+    if saved.get("runner", "image") != "image":
+        raise UserError(f"{workdir} holds a {saved['runner']!r} run; only image runs have "
+                        "sample metrics.")
+    return ml_collections.ConfigDict(saved)
+
+
+def restore_state(config: ml_collections.ConfigDict, exp: Any, workdir: str,
+                  step: Optional[int] = None) -> Any:
+    """The TrainState of checkpoint `step` (default: the newest readable) of `workdir`."""
+    from gan_dynamics import checkpoints, parallel
+    from gan_dynamics.runners.train_step import create_state
+
+    directory = os.path.join(workdir, "checkpoints")
+    if not os.path.isdir(directory):
+        raise UserError(f"{workdir} has no checkpoints/ directory: nothing to evaluate. "
+                        "Train first (python experiments/run.py --config=... "
+                        f"--workdir={workdir}).")
+    mesh = parallel.make_mesh(int(config.parallel.num_devices))
+    _, abstract = create_state(exp, int(config.seed), mesh)
+    ckpt = checkpoints.Checkpoints(workdir, int(config.train.keep_checkpoints))
+    steps = ckpt.steps()
+    if not steps:
+        raise UserError(f"{directory} holds no checkpoint; train first.")
+    if step is None:
+        state = ckpt.restore_latest(abstract)
+        if state is None:
+            raise UserError(f"No readable checkpoint in {directory}.")
+        return state
+    if step not in steps:
+        raise UserError(f"{directory} has no checkpoint at step {step}; it has {steps}.")
+    try:
+        return ckpt.manager.restore(step, args=ckpt._ocp.args.StandardRestore(abstract))
+    except Exception as err:  # Orbax raises ValueError, OSError, ... for unfit checkpoints
+        raise UserError(f"Checkpoint step {step} in {directory} cannot be restored into "
+                        f"this config's state: {str(err).splitlines()[0]}") from err
+
+
+def evaluate_checkpoint(workdir: str, *, step: Optional[int] = None,
+                        metrics: Optional[Sequence[str] | str] = None,
+                        config: Optional[ml_collections.ConfigDict] = None,
+                        overrides: Optional[dict[str, Any]] = None,
+                        log: Optional[Callable[[str], None]] = print) -> tuple[int, dict[str, float]]:
+    """Score a saved image run: restore its checkpoint, generate, write and return results.
+
+    Args:
+      workdir: the run's directory (config.json, checkpoints/).
+      step: the checkpoint's step (default: the newest).
+      metrics: replaces config.eval.metrics (default: the run's, else every metric that
+        needs no download: classifier_is, classifier_fid, critic, ms_ssim).
+      config: the run's config when the workdir has no config.json.
+      overrides: config.eval keys to replace (e.g. {"num_samples": 500}).
+
+    Writes `DIR/eval_step_XXXXXXXX.json` ({"step", "metrics", "eval"}) and returns
+    (step, metrics).
+    """
+    from gan_dynamics.runners.train_config import build
+    from gan_dynamics.runners.train_step import generate_fn
+
+    config = load_run_config(workdir, config)
+    config = ml_collections.ConfigDict(config.to_dict())  # a mutable copy
+    if "eval" not in config:
+        config.eval = default_section()
+    else:  # keys added since the run was saved get their defaults
+        section = default_section()
+        section.update(config.eval)
+        config.eval = section
+    if metrics is not None:
+        config.eval.metrics = ",".join(parse_metrics(metrics))
+    elif not parse_metrics(config.eval.metrics):
+        config.eval.metrics = "classifier_is,classifier_fid,critic,ms_ssim"
+    for key, value in (overrides or {}).items():
+        config.eval[key] = value
+    exp = build(config)
+    state = restore_state(config, exp, workdir, step)
+    evaluator = make_evaluator(config, exp, train_source=exp.source, log=log)
+    results = evaluator(jax.jit(generate_fn(exp, state)))
+    done = int(state.step)
+    with open(eval_path(workdir, done), "w") as f:
+        json.dump({"step": done, "metrics": results, "eval": config.eval.to_dict()}, f, indent=1)
+    return done, results
+
+
+def read_evals(workdir: str) -> dict[int, dict[str, float]]:
+    """{step: metrics} of a run's evaluation files and its logged `eval/` rows (files win)."""
+    found: dict[int, dict[str, float]] = {}
+    path = os.path.join(workdir, "metrics.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                vals = {k[len("eval/"):]: v for k, v in row.items() if k.startswith("eval/")}
+                if vals:
+                    found.setdefault(int(row["step"]), {}).update(vals)
+    for name in sorted(os.listdir(workdir)) if os.path.isdir(workdir) else ():
+        if name.startswith("eval_step_") and name.endswith(".json"):
+            with open(os.path.join(workdir, name)) as f:
+                record = json.load(f)
+            found.setdefault(int(record["step"]), {}).update(record["metrics"])
+    return found
