@@ -209,16 +209,21 @@ def check_config(config) -> None:
 
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
-    """A fixed-width table of the summaries, one row per optimizer entry."""
+    """A fixed-width table of the summaries, one row per optimizer entry.
+
+    `solved` is the fraction of steps whose linear solve met its tolerance (CGD, ACGD).
+    """
     header = (f"{'optimizer':<20} {'steps':>6} {'distance':>11} {'rate/step':>10} "
-              f"{'grad evals':>10} {'solver it':>9} {'diverged':>8}")
+              f"{'grad evals':>10} {'solver it':>9} {'solved':>6} {'diverged':>8}")
     lines = [header, "-" * len(header)]
     for name, row in results.items():
         iters = row.get("solver_iterations")
+        solved = row.get("solver_converged_fraction")
         lines.append(
             f"{name:<20} {row['steps']:>6d} {row['final_distance']:>11.5g} "
             f"{row['rate_per_step']:>10.6f} {row['grad_evals']:>10.0f} "
-            f"{'-' if iters is None else iters:>9} {str(row['diverged']):>8}"
+            f"{'-' if iters is None else iters:>9} "
+            f"{'-' if solved is None else f'{solved:.3f}':>6} {str(row['diverged']):>8}"
         )
     return "\n".join(lines)
 
