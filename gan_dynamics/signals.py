@@ -32,6 +32,7 @@ worker thread) `StopRequests` is inert and `.received` stays None.
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import socket
@@ -84,7 +85,9 @@ class StopRequests:
         self.step: Optional[int] = None
         self.received: Optional[int] = None  # signal number of the first request
         self.from_peer = False  # the request came from another process (agreed())
-        self._sigints = 0
+        self._stop_now = False  # a second Ctrl-C arrived (set by the watcher)
+        self._relayed = False  # the watcher's own interrupt_main is in flight
+        self._raised = False
         self._previous: dict[int, object] = {}
         self._previous_wakeup = -1
         self._pipe: Optional[tuple[socket.socket, socket.socket]] = None
@@ -137,6 +140,8 @@ class StopRequests:
             _write_stderr(f"\n{name} received: already stopping.\n")
 
     def _watch(self) -> None:
+        # One wakeup byte per delivered signal: exact counts, unlike Python's handler,
+        # which runs once for signals that arrive while the main thread is in C code.
         reader = self._pipe[0]
         count, sigints = 0, 0
         while True:
@@ -147,20 +152,28 @@ class StopRequests:
             for signum in data:
                 if signum == 0:
                     return
-                if signum in STOP_SIGNALS:
-                    count += 1
-                    sigints += signum == signal.SIGINT
-                    self._acknowledge(signum, count == 1,
-                                      signum == signal.SIGINT and sigints > 1)
+                if signum not in STOP_SIGNALS:
+                    continue
+                if signum == signal.SIGINT and self._relayed:
+                    self._relayed = False  # our own interrupt_main below: not the user's
+                    continue
+                count += 1
+                sigints += signum == signal.SIGINT
+                stop_now = signum == signal.SIGINT and sigints == 2
+                self._acknowledge(signum, count == 1, stop_now)
+                if stop_now:
+                    # Make sure the main thread's handler runs (again) and sees it.
+                    self._stop_now, self._relayed = True, True
+                    _thread.interrupt_main(signal.SIGINT)
 
     def _handle(self, signum: int, frame) -> None:
-        """Python-level handler (main thread, between bytecodes): records the request."""
+        """Python-level handler (main thread, between bytecodes): records the request;
+        raises StopNow once the watcher has seen a second Ctrl-C."""
         if self.received is None:
             self.received = signum
-        if signum == signal.SIGINT:
-            self._sigints += 1
-            if self._sigints > 1:
-                raise StopNow()
+        if self._stop_now and not self._raised:
+            self._raised = True
+            raise StopNow()
 
     # -- the loop's side -----------------------------------------------------------------
 

@@ -100,3 +100,42 @@ def test_inert_outside_the_main_thread():
     assert seen == [None]
     # The main thread's handlers are untouched.
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.slow  # compiles the tiny GAN twice: ~1 min on 2 cores
+def test_run_py_sigterm_saves_exits_143_and_resumes(tmp_path):
+    """The real command and a real signal: saved, 143 for the scheduler, then resumed."""
+    import re
+
+    from tests.test_fail_well import TINY
+
+    (tmp_path / "tiny.py").write_text(TINY)
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+
+    def command(num_steps):
+        return [sys.executable, os.path.join(ROOT, "experiments", "run.py"),
+                f"--config={tmp_path / 'tiny.py'}", f"--workdir={tmp_path / 'wd'}",
+                f"--config.train.num_steps={num_steps}", "--config.train.checkpoint_every=100000",
+                "--config.train.sample_every=100000"]
+
+    proc = subprocess.Popen(command(1_000_000), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        line, deadline = "", time.monotonic() + 240
+        while "step 3/" not in line:
+            assert time.monotonic() < deadline and proc.poll() is None, line
+            line = proc.stdout.readline()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert "SIGTERM received: saving a checkpoint after step" in err
+    assert "Traceback" not in err
+    step = int(re.search(r"saved checkpoint step (\d+)", err).group(1))
+    assert os.listdir(tmp_path / "wd" / "checkpoints") == [str(step)]
+    done = subprocess.run(command(step + 1), capture_output=True, text=True, env=env,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert f"Resuming from checkpoint step {step}" in done.stdout
+    assert (tmp_path / "wd" / "results.json").exists()
