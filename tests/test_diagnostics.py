@@ -6,14 +6,21 @@ eigenvalues at its equilibrium have a closed form; the path-angle cosine is chec
 hand on the ICR quadratic game.
 """
 
+import importlib.util
+import json
+import os
+from typing import Any, NamedTuple
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
 from gan_dynamics import objectives, toy_games
-from gan_dynamics.diagnostics import analysis, field, path_angle, spectrum
+from gan_dynamics.diagnostics import analysis, field, hooks, path_angle, report, spectrum
+from gan_dynamics.errors import UserError
 
 
 def _match(found, expected, atol):
@@ -270,3 +277,62 @@ def test_bad_arguments_fail_with_a_message():
         spectrum.krylov_schur(lambda u: u, jnp.ones(5), k=2, which="XX")
     with pytest.raises(ValueError, match="ncv"):
         spectrum.krylov_schur(lambda u: u, jnp.ones(5), k=4, ncv=3)
+
+
+# ------------------------------------------------------------ report, hooks, script
+
+
+class _State(NamedTuple):
+    params_x: Any
+    params_y: Any
+
+
+def test_point_diagnostics_report(x64):
+    game, px, py = _mlp_gan("minimax")
+    options = report.Options(k=3, which=("LM",), ncv=12, tol=1e-10, decomposition=False,
+                             path_points=5, dense_max=100)
+    diag = report.PointDiagnostics(lambda state: game, options,
+                                   step_sizes=lambda state: (0.5, 0.5, "x"))
+    start = _State(jax.tree.map(lambda a: 0.5 * a, px), jax.tree.map(lambda a: 0.5 * a, py))
+    result = diag.compute(_State(px, py), start=start)
+    json.dumps(result)  # JSON-ready
+    dense = np.asarray(result["dense"]["eigenvalues"]["re"]) + 1j * np.asarray(
+        result["dense"]["eigenvalues"]["im"])
+    lm = result["eigenvalues"]["largest_magnitude"]
+    _match(np.asarray(lm["re"][:2]) + 1j * np.asarray(lm["im"][:2]),
+           spectrum.select(dense, 2, "LM"), 1e-8)
+    assert result["jvps"] == lm["jvps"] + result["hessian"]["jvps"]
+    assert result["cgd_system"]["kind"] == "eigenvalues"
+    assert result["cgd_system"]["min"] >= 1 - 1e-9
+    assert len(result["path_angle"]["cosine"]) == 5
+    scalars = report.scalars(result)
+    assert scalars["diag/max_abs_eig"] == pytest.approx(np.max(np.abs(dense)), rel=1e-8)
+    assert {"diag/hess_x_min", "diag/hess_y_max", "diag/cgd_cond"} <= set(scalars)
+
+
+def test_hooks_are_off_by_default_and_check_their_section():
+    from gan_dynamics.runners.train_config import default_config
+
+    config = default_config()
+    assert hooks.make_eval_hooks(config, exp=None) == []
+    config.diagnostics.every = 10
+    config.diagnostics.which = "LM,XX"
+    with pytest.raises(UserError, match="which"):
+        hooks.make_eval_hooks(config, exp=None)
+    with pytest.raises(UserError, match="Unknown key"):
+        hooks.options_from_section(ml_collections.ConfigDict({"every": 1, "kk": 3}))
+
+
+def test_diagnose_script_user_errors(tmp_path, capsys):
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments",
+                        "diagnose.py")
+    spec = importlib.util.spec_from_file_location("diagnose", path)
+    diagnose = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(diagnose)
+    assert diagnose.main([f"--workdir={tmp_path / 'missing'}"]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert diagnose.main([f"--workdir={tmp_path}"]) == 2
+    assert "config.json" in capsys.readouterr().err
+    (tmp_path / "config.json").write_text("{not json")
+    assert diagnose.main([f"--workdir={tmp_path}"]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
