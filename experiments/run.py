@@ -78,8 +78,9 @@ def _define_flags(argv: Sequence[str]) -> flags.FlagValues:
     flags.DEFINE_string("workdir", None, "Output directory (default runs/<config>).",
                         flag_values=fv)
     flags.DEFINE_bool("debug", False, "Show tracebacks of user errors.", flag_values=fv)
-    flags.DEFINE_integer("verbosity", None, "absl logging verbosity (1: INFO, Orbax's "
-                         "checkpoint lines included; 1 also shows tracebacks).",
+    flags.DEFINE_integer("verbosity", None, "absl logging verbosity; default WARNING. "
+                         "0: INFO (Orbax's checkpoint lines included); 1: DEBUG and the "
+                         "tracebacks of user errors.",
                          flag_values=fv, short_name="v")
     flags.DEFINE_bool("help", False, "Show this help.", flag_values=fv, short_name="h")
     return fv
