@@ -186,10 +186,22 @@ def check_synthetic(config: ml_collections.ConfigDict) -> None:
     try:
         config = synthetic_run.resolve(config)
         synthetic_run.validate(config)
+        _check_synthetic_values(config)
         check_value("config.optimizer.", "lr", config.optimizer.lr)
         synthetic_run.make_optimizer(config.optimizer, float(config.optimizer.lr))
     except (ValueError, TypeError) as err:
         raise _as_user_error(err) from err
+
+
+def _check_synthetic_values(config: ml_collections.ConfigDict) -> None:
+    """What `synthetic_run.validate` leaves: penalty weight, DRAGAN scale, spreads."""
+    for key in ("penalty_weight", "mean_std", "direction_std", "parallel_offset"):
+        value = config.get(key, 0.0)
+        if isinstance(value, (str, bool)) or not value >= 0:
+            raise UserError(f"config.{key}={value!r} must be a finite number >= 0.")
+    scale = config.get("dragan", {}).get("scale", 0.0)
+    if isinstance(scale, (str, bool)) or not scale >= 0:
+        raise UserError(f"config.dragan.scale={scale!r} must be >= 0 (e.g. 0.5).")
 
 
 def check_sweep(config: ml_collections.ConfigDict) -> None:
@@ -199,6 +211,7 @@ def check_sweep(config: ml_collections.ConfigDict) -> None:
     try:
         config = synthetic_run.resolve(config)
         sweep.validate(config)
+        _check_synthetic_values(config)
         for optimizer in sweep._names(config.run_optimizers):
             settings = config.optimizers[optimizer]
             lrs = list(settings.get("lrs", ())) if config.sweep == "lr" else []

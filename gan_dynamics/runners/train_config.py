@@ -181,6 +181,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if not isinstance(config.model.get("name", None), str):
         raise UserError("config.model needs a `name` (models.registry), e.g. "
                         "--config.model.name=dcgan.")
+    for key in ("z_dim", "width", "image_size", "channels"):
+        if key in config.model and not _positive_int(config.model[key]):
+            raise UserError(f"config.model.{key}={config.model[key]!r} must be a positive "
+                            "integer.")
     if not isinstance(config.optimizer.get("name", None), str):
         raise UserError("config.optimizer needs a `name`, e.g. "
                         "--config.optimizer='{\"name\": \"acgd\", \"lr_x\": 1e-4}'.")
