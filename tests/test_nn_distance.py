@@ -60,7 +60,7 @@ def test_bad_configs_fail_early():
         nnd.check(nnd.NNDistanceConfig(measure="wgan", clip=0.0))
     with pytest.raises(ValueError, match="measure"):
         nnd.check(nnd.NNDistanceConfig(measure="js"))
-    config = ml_collections.ConfigDict({"nn_distance": {"enabled": True, "bogus": 1}})
+    config = ml_collections.ConfigDict({"nn_distance": {"bogus": 1}})
     with pytest.raises(ValueError, match="bogus"):
         nnd.make_eval_hooks(config, None)
 
@@ -77,7 +77,7 @@ def test_eval_hook_reports_the_distance_of_generated_to_real(monkeypatch):
         image_shape = (4, 4, 1)
 
     config = ml_collections.ConfigDict({"data": {"name": "x"}, "nn_distance": {
-        "enabled": True, "num_samples": 200, "hidden": (16,), "steps": 150}})
+        "num_samples": 200, "hidden": (16,), "steps": 150}})
     (hook,) = nnd.make_eval_hooks(config, Exp())
     good = hook(0, None, lambda z: images[200:200 + z.shape[0]])
     bad = hook(0, None, lambda z: jnp.zeros((z.shape[0], 4, 4, 1)))

@@ -160,9 +160,8 @@ def nn_distance(key: Array, p: Array, q: Array, config: NNDistanceConfig = NNDis
 
 
 def default_config() -> ml_collections.ConfigDict:
-    """`config.nn_distance` of the image runner: off unless `enabled`."""
+    """The keys of `config.nn_distance` (the image runner evaluates it when present)."""
     return ml_collections.ConfigDict({
-        "enabled": False,
         "num_samples": 2048,  # of each set, split half to fit, half to report
         "measure": "gan", "critic": "mlp", "hidden": (256, 256), "clip": 0.0,
         "steps": 1000, "lr": 1e-3, "batch": 256, "held_out": 0.5,
@@ -184,23 +183,23 @@ def _estimation_config(section: ml_collections.ConfigDict) -> NNDistanceConfig:
 
 
 def make_eval_hooks(config: ml_collections.ConfigDict, exp: Any) -> list[EvalHook]:
-    """The neural-net distance as an image-runner evaluation hook (empty when disabled).
+    """The neural-net distance as an image-runner evaluation hook (none without a section).
 
-    Reads `config.nn_distance` (`default_config()` for its keys). The hook compares
+    Reads `config.nn_distance` (keys and defaults: `default_config()`). The hook compares
     `num_samples` real images of `split` (of the dataset the config trains on) with as
     many samples of `generate` at standard normal latents of `exp.z_dim` (fixed by the
     section's seed, so successive evaluations see the same latents and real images).
     """
+    if "nn_distance" not in config:
+        return []
     defaults = default_config()
-    section = config.get("nn_distance", defaults)
+    section = config.nn_distance
     unknown = sorted(set(section.keys()) - set(defaults.keys()))
     if unknown:
         raise ValueError(f"Unknown key(s) {unknown} in config.nn_distance; known keys: "
                          f"{sorted(defaults.keys())}.")
     merged = ml_collections.ConfigDict(defaults.to_dict())
     merged.update(section.to_dict() if hasattr(section, "to_dict") else dict(section))
-    if not merged.enabled:
-        return []
     estimation = _estimation_config(merged)
     n = int(merged.num_samples)
     real = _real_images(config, exp, merged.split, n, int(merged.seed))

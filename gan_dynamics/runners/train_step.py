@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from gan_dynamics import objectives, parallel
 from gan_dynamics.game import Game
+from gan_dynamics.models import mix
 from gan_dynamics.runners.train_config import Experiment
 
 # Keys of the optimizer's info that are not per-step scalars worth logging.
@@ -64,6 +65,11 @@ def step_game(exp: Experiment, state: "TrainState", batches: jax.Array, key: jax
         key_z, key_penalty = jax.random.split(jax.random.fold_in(key, i))
         return real, jax.random.normal(key_z, (real.shape[0], exp.z_dim), real.dtype), key_penalty
 
+    if isinstance(exp.generator, mix.MixGenerator):  # MIX+GAN: the mixtures' exact payoff
+        return mix.make_module_game(
+            exp.loss, exp.generator, exp.discriminator, *batch(0), penalty=exp.penalty,
+            state_x=state.stats_x, state_y=state.stats_y,
+            substep_batch=batch if exp.n_sub > 1 else None)
     return objectives.make_gan_game(
         exp.loss,
         objectives.linen_apply(exp.generator, train=True),
