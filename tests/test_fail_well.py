@@ -395,3 +395,24 @@ def _read_events(path, event_pb2):
         event = event_pb2.Event()
         event.ParseFromString(payload)
         yield event
+
+
+@pytest.mark.slow
+def test_an_unexpected_exception_closes_files_and_names_the_last_checkpoint(trained, tmp_path,
+                                                                            capfd):
+    from gan_dynamics.runners import train
+
+    config = RUN.parse(["run.py", f"--config={trained / 'tiny.py'}"]).config
+
+    def broken_hook(step, state, generate):
+        if step == 2:
+            raise RuntimeError("hook bug")
+        return {"ok": 1.0}
+
+    with pytest.raises(RuntimeError, match="hook bug"):
+        train.run(config, str(tmp_path / "wd"), eval_hooks=[broken_hook])
+    err = capfd.readouterr().err
+    assert "The run stopped (RuntimeError); the last good checkpoint is step 1" in err, err
+    assert sorted(os.listdir(tmp_path / "wd" / "checkpoints")) == ["1"]
+    rows = [json.loads(line) for line in open(tmp_path / "wd" / "metrics.jsonl")]
+    assert [r["step"] for r in rows] == [0, 1, 1]  # losses 0, 1 and eval at 1: all flushed

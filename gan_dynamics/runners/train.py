@@ -37,6 +37,7 @@ import importlib
 import json
 import math
 import os
+import sys
 import time
 from typing import Any, Callable, Sequence
 
@@ -84,6 +85,20 @@ def _mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
     except ValueError as err:
         raise UserError(str(err)) from err
     return mesh
+
+
+def _name_last_checkpoint(ckpt: checkpoints.Checkpoints):
+    """An exit callback: after an unexpected exception (or a second Ctrl-C), say which
+    checkpoint a rerun will resume from (the messages of the expected exits say it)."""
+
+    def callback(exc_type, exc, tb) -> bool:
+        if exc is not None and not isinstance(exc, (signals.Stopped, UserError)):
+            print(f"The run stopped ({exc_type.__name__}); the last good checkpoint is "
+                  f"{ckpt.last_good(2**62)}; run the same command to resume from it.",
+                  file=sys.stderr, flush=True)
+        return False
+
+    return callback
 
 
 def _format_duration(seconds: float) -> str:
@@ -186,6 +201,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         stop = stack.enter_context(signals.StopRequests("saving a checkpoint after {step}"))
         state, abstract = create_state(exp, config.seed, mesh)
         ckpt = stack.enter_context(contextlib.closing(checkpoints.Checkpoints(workdir, t.keep_checkpoints)))
+        stack.push(_name_last_checkpoint(ckpt))
         restored = ckpt.restore_latest(abstract)
         state = state if restored is None else restored
         start = int(state.step)
