@@ -1,25 +1,35 @@
-"""Speed of many-seed sweeps: vmapped and sharded vs a Python loop over seeds.
+"""Speed of many-seed sweeps against a Python loop over seeds, and against this machine.
 
 The setting is Fedus et al.'s Exp I at the defaults of experiments/synthetic_manifold.py
 (d = 10, hidden 32, batch 64, NS-GAN, alternating Adam with n_disc = 5, random start).
-Both sides run the same training step (`synthetic_run.make_run_fns`):
+Every side runs the same training step (`synthetic_run.make_run_fns`):
 - loop: for each seed, the jitted init, then the jitted single step called from Python
-  once per step (what a per-seed script does);
-- sweep: `gan_dynamics.runners.sweep`, one jitted program vmapped over seeds with every step
-  scanned inside, seeds sharded over all devices.
-Compilation is excluded from both (each is called once before timing). Reported:
-seed-steps per second, speed-up, peak resident memory (getrusage, a process high-water
-mark, so it only grows down the table), and the projected time of one full setting of
-the paper (1000 seeds x 200k iterations, n_disc = 5) at the measured sweep rate.
+  once per step (what a per-seed script does). It is linear in the number of seeds, so it
+  is timed on at most `--loop-seeds` seeds and its rate applies to every row;
+- sweep: `gan_dynamics.runners.sweep.run_part`, what the runner "sweep" runs: one
+  compiled chunk over every seed, the seeds in groups of `--group` vmapped together, one
+  group after another;
+- one vmap: the previous sweep, every seed vmapped at once in one program
+  (`sweep.compile_sweep`), up to 1000 seeds.
+Compilation is excluded (each program runs once before timing). Then, in the same run,
+`profile_sweep.profile` traces one group's chunk and sets its matmuls' FLOP/s and its
+elementwise bytes/s against a microbenchmark of the same shapes on this machine.
 
-    python benchmarks/bench_sweep.py [--seeds=10,100,1000] [--steps=20]
+Also reported: peak resident memory (getrusage: a process high-water mark, so it only
+grows down the table), the chunk program's memory (XLA's memory_analysis), the load
+average (other processes share the CPU), and the projected time of one full setting of
+the paper (1000 seeds x 200k iterations, n_disc = 5) per learning rate.
 
-Writes benchmarks/results/bench_sweep.json. Takes ~3-5 min on 2 shared CPU cores.
+    python benchmarks/bench_sweep.py [--seeds=10,100,1000,10000] [--steps=20] [--group=128]
+
+Writes benchmarks/results/bench_sweep.json; takes ~5-8 min on 2 shared CPU cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
@@ -32,7 +42,8 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from experiments import synthetic_manifold  # noqa: E402
+from benchmarks import profile_sweep  # noqa: E402
+from experiments import sweep_manifold_lr, synthetic_manifold  # noqa: E402
 from gan_dynamics.runners import sweep, synthetic_run  # noqa: E402
 
 FULL_SEEDS, FULL_STEPS = 1000, 200_000
@@ -55,7 +66,7 @@ def time_loop(fns, num_seeds: int, steps: int, lr) -> float:
     return time.perf_counter() - start
 
 
-def time_sweep(config, num_seeds: int, lr) -> float:
+def time_one_vmap(config, num_seeds: int, lr) -> float:
     mesh = sweep.seed_mesh()
     fn = sweep.compile_sweep(synthetic_run.make_train(config), mesh, over_lr=False)
     sweep.run_seeds(fn, 1, num_seeds, lr, mesh, num_seeds)  # compile
@@ -64,46 +75,82 @@ def time_sweep(config, num_seeds: int, lr) -> float:
     return time.perf_counter() - start
 
 
+def time_sweep(single, num_seeds: int, steps: int, group: int) -> dict:
+    """run_part on `num_seeds` seeds: one chunk of `steps` steps, run twice (the second
+    timed; the first pays for compiling)."""
+    config = sweep_manifold_lr.get_config()
+    config.update({k: single[k] for k in ("dim", "hidden", "batch", "model", "init")})
+    config.update(dict(steps=2 * steps, log_every=steps, chunk_steps=steps,
+                       num_seeds=num_seeds, chunk_seeds=group, models=single.model,
+                       run_optimizers="altgd"))
+    config.optimizers.altgd.lrs = (float(single.optimizer.lr),)
+    part = sweep.cell_parts(config, single.model, "altgd")[0]
+    with contextlib.redirect_stdout(io.StringIO()):
+        _, _, stats = sweep.run_part(config, part, sweep.seed_mesh())
+    return stats
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", default="10,100,1000")
+    parser.add_argument("--seeds", default="10,100,1000,10000")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--group", type=int, default=128)
+    parser.add_argument("--loop-seeds", type=int, default=50)
+    parser.add_argument("--one-vmap-max", type=int, default=1000)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
                                                       "bench_sweep.json"))
     args = parser.parse_args()
+    load_before = os.getloadavg()
     config = synthetic_manifold.get_config()
     config.init = "random"
     config.steps = config.log_every = args.steps
     lr = jnp.float32(config.optimizer.lr)
     fns = synthetic_run.make_run_fns(config)
-    rows = []
+    loop_seeds = args.loop_seeds
+    loop_rate = loop_seeds * args.steps / time_loop(fns, loop_seeds, args.steps, lr)
     print(f"{jax.device_count()} x {jax.devices()[0].platform}; {args.steps} steps per seed; "
-          f"n_disc = {config.optimizer.n_disc}")
-    print(f"{'seeds':>6} {'loop seed-steps/s':>18} {'sweep seed-steps/s':>19} {'speed-up':>9} "
-          f"{'peak MB':>8}")
+          f"n_disc = {config.optimizer.n_disc}; groups of {args.group} seeds; load average "
+          f"{load_before[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"per-seed loop: {loop_rate:,.0f} seed-steps/s (timed on {loop_seeds} seeds; linear "
+          "in seeds, so the same rate for every row)")
+    print(f"{'seeds':>6} {'sweep seed-steps/s':>19} {'x loop':>7} {'one-vmap seed-steps/s':>22} "
+          f"{'sweep/one-vmap':>15} {'program MB':>11} {'peak RSS MB':>12}")
+    rows = []
     for num_seeds in (int(s) for s in args.seeds.split(",")):
-        loop_s = time_loop(fns, num_seeds, args.steps, lr)
-        sweep_s = time_sweep(config, num_seeds, lr)
-        row = {"seeds": num_seeds, "steps": args.steps, "loop_seconds": loop_s,
-               "sweep_seconds": sweep_s,
-               "loop_seed_steps_per_s": num_seeds * args.steps / loop_s,
-               "sweep_seed_steps_per_s": num_seeds * args.steps / sweep_s,
-               "speedup": loop_s / sweep_s, "peak_memory_mb": peak_memory_mb()}
+        stats = time_sweep(config, num_seeds, args.steps, args.group)
+        rate = stats["seed_steps_per_s"]
+        one_vmap = None
+        if num_seeds <= args.one_vmap_max:
+            one_vmap = num_seeds * args.steps / time_one_vmap(config, num_seeds, lr)
+        program_mb = sum(stats["program_memory_bytes"].values()) / 2**20
+        row = {"seeds": num_seeds, "steps": args.steps, "sweep_seed_steps_per_s": rate,
+               "loop_seed_steps_per_s": loop_rate, "speedup_vs_loop": rate / loop_rate,
+               "one_vmap_seed_steps_per_s": one_vmap,
+               "speedup_vs_one_vmap": rate / one_vmap if one_vmap else None,
+               "group": stats["group"], "padded_runs": stats["padded_runs"],
+               "compile_seconds": stats["compile_seconds"],
+               "program_memory_bytes": stats["program_memory_bytes"],
+               "peak_memory_mb": peak_memory_mb(), "load_average": os.getloadavg()}
         rows.append(row)
-        print(f"{num_seeds:>6} {row['loop_seed_steps_per_s']:>18.0f} "
-              f"{row['sweep_seed_steps_per_s']:>19.0f} {row['speedup']:>8.1f}x "
-              f"{row['peak_memory_mb']:>8.0f}", flush=True)
-    best = max(rows, key=lambda r: r["seeds"])
-    projected_h = FULL_SEEDS * FULL_STEPS / best["sweep_seed_steps_per_s"] / 3600
-    loop_h = FULL_SEEDS * FULL_STEPS / best["loop_seed_steps_per_s"] / 3600
+        one = f"{one_vmap:>22,.0f} {rate / one_vmap:>14.1f}x" if one_vmap else f"{'-':>22} {'-':>15}"
+        print(f"{num_seeds:>6} {rate:>19,.0f} {rate / loop_rate:>6.1f}x {one} {program_mb:>11.1f} "
+              f"{row['peak_memory_mb']:>12.0f}", flush=True)
+    profile = profile_sweep.profile(args.group, 10, "threefry2x32")
+    print(profile_sweep.format_profile(profile))
+    at_1000 = min(rows, key=lambda r: abs(r["seeds"] - FULL_SEEDS))
+    projected_h = FULL_SEEDS * FULL_STEPS / at_1000["sweep_seed_steps_per_s"] / 3600
+    loop_h = FULL_SEEDS * FULL_STEPS / loop_rate / 3600
     print(f"Projected full setting ({FULL_SEEDS} seeds x {FULL_STEPS} iterations, n_disc = "
-          f"{config.optimizer.n_disc}, one lr): sweep {projected_h:.1f} h, loop {loop_h:.1f} h "
-          f"on this machine.")
+          f"{config.optimizer.n_disc}, one lr, from the {at_1000['seeds']}-seed row): sweep "
+          f"{projected_h:.1f} h, loop {loop_h:.1f} h on this machine; load average "
+          f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after.")
     result = {"benchmark": "bench_sweep", "setting": "Fedus Exp I, NS-GAN, altgd adam n_disc=5",
               "config": {k: config[k] for k in ("dim", "hidden", "batch", "model")},
               "devices": jax.device_count(), "platform": jax.devices()[0].platform,
               "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-              "jax": jax.__version__, "rows": rows,
+              "jax": jax.__version__, "group": args.group, "loop_seeds": loop_seeds,
+              "load_average_before": load_before, "load_average_after": os.getloadavg(),
+              "rows": rows, "profile": profile,
               "projected_full_setting_hours": {"sweep": projected_h, "loop": loop_h}}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
@@ -112,6 +159,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from gan_dynamics.errors import run_main
-
-    run_main(main)
+    main()

@@ -61,7 +61,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.chunk_seeds = 128
     config.chunk_steps = 0  # steps per chunk (progress line, stop check); 0: ~100 chunks
     config.checkpoint_every = 10  # chunks between checkpoints (and on SIGTERM/SIGINT)
-    config.prng_impl = "threefry2x32"  # or "rbg" (faster on CPU; other random streams)
     config.num_devices = 0  # 0: shard seeds over every device
     config.dims = (10,)  # used by the dim sweep only
     # The README's table (2): NS vs the two penalties under AltGD, 32 seeds, 1k steps.

@@ -52,20 +52,23 @@ def test_sweep_cell_equals_the_single_run(cell):
 
 
 def test_sixteen_seeds_on_eight_devices_equal_one_device(cell):
+    """The runner's path (chunks, groups per device) on 8 devices and on 1."""
     assert jax.device_count() == 8, "tests/conftest.py provides 8 fake CPU devices"
-    _, cell_config = cell
-    train = synthetic_run.make_train(cell_config)
-    lrs = jnp.asarray(LRS, jnp.float32)
-    results = {}
-    for devices in (1, 8):
-        mesh = sweep.seed_mesh(devices)
-        fn = sweep.compile_sweep(train, mesh, over_lr=True)
-        keys = jax.vmap(lambda i: synthetic_run.seed_key(0, i))(jnp.arange(16))
-        out = fn(jax.device_put(keys, jax.sharding.NamedSharding(mesh, jax.P("seeds"))), lrs)
-        assert len(out.metrics["w2"].sharding.device_set) == devices
-        results[devices] = jax.device_get(out)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-                 results[1], results[8])
+    config, _ = cell
+    config = tiny_sweep_config(num_seeds=16, chunk_seeds=3)
+    part = sweep.cell_parts(config, "ns", "altgd")[0]
+    results = {devices: sweep.run_part(config, part, sweep.seed_mesh(devices))
+               for devices in (1, 8)}
+    assert results[8][2]["padded_runs"] == 32 and results[8][2]["group"] == 2
+    assert results[1][2]["padded_runs"] == 33 and results[1][2]["group"] == 3
+    for a, b in zip(results[1][:2], results[8][:2]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_run_layout_groups_evenly_with_the_least_padding():
+    assert sweep.run_layout(5000, 1, 128) == sweep.RunLayout(5000, 5000, 125, 40, 1)
+    assert sweep.run_layout(1000, 2, 128) == sweep.RunLayout(1000, 1000, 125, 4, 2)
+    assert sweep.run_layout(3, 8, 128) == sweep.RunLayout(3, 8, 1, 1, 8)
 
 
 def test_runner_writes_named_arrays_and_summary(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiments import synthetic_manifold  # noqa: E402
+from gan_dynamics.errors import UserError  # noqa: E402
 from gan_dynamics.runners import synthetic_run  # noqa: E402
 
 
@@ -22,9 +23,12 @@ def tiny_config(**overrides):
     return config
 
 
-def test_run_writes_results_metrics_and_snapshots(tmp_path):
+def test_run_writes_results_metrics_and_snapshots(tmp_path, capsys):
     config = tiny_config(parallel_offset=3.0)
     summary = synthetic_run.run(config, str(tmp_path))
+    progress = [line for line in capsys.readouterr().out.splitlines() if "seed-steps/s" in line]
+    assert [line.split(" (")[0] for line in progress] == ["step 2/4", "step 4/4"]
+    assert all("mean param_error" in line and "ETA" in line for line in progress)
     for name in ("results.json", "metrics.npz", "snapshots.png"):
         assert os.path.getsize(tmp_path / name) > 0
     with open(tmp_path / "results.json") as f:
@@ -95,3 +99,15 @@ def test_stepping_the_run_fns_by_hand_equals_the_scanned_run():
     result = synthetic_run.make_train(config)(key, lr)
     for name, value in expected.items():
         np.testing.assert_allclose(result.metrics[name][-1], value, rtol=1e-5)
+
+
+def test_chunks_divide_the_run():
+    config = tiny_config()
+    config.update(dict(steps=200_000, log_every=1_000))
+    assert synthetic_run.chunk_blocks(config) == 10  # 20 chunks of 10 logging blocks
+    assert synthetic_run.chunk_blocks(config, target_chunks=100) == 2
+    config.chunk_steps = 4_000
+    assert synthetic_run.chunk_blocks(config) == 4
+    config.chunk_steps = 3_000  # does not divide 200k
+    with pytest.raises(UserError, match="chunk_steps"):
+        synthetic_run.chunk_blocks(config)

@@ -75,7 +75,7 @@ def compile_sweep(train: Callable, mesh: Mesh, over_lr: bool) -> Callable:
 
 
 def run_seeds(sweep_fn: Callable, base_seed: int, num_seeds: int, lrs: Any, mesh: Mesh,
-              chunk_seeds: int, prng_impl: Optional[str] = None) -> synthetic_run.TrainResult:
+              chunk_seeds: int) -> synthetic_run.TrainResult:
     """Runs 0 .. num_seeds-1 of `compile_sweep`'s function in dispatches of `chunk_seeds`;
     results on the host, seed axis first."""
     devices = mesh.shape[SEED_AXIS]
@@ -83,16 +83,16 @@ def run_seeds(sweep_fn: Callable, base_seed: int, num_seeds: int, lrs: Any, mesh
     chunks = []
     for start in range(0, num_seeds, chunk):
         # The last chunk is padded to the compiled size (one program) and trimmed after.
-        keys = seed_keys(base_seed, np.arange(start, start + chunk), prng_impl)
+        keys = seed_keys(base_seed, np.arange(start, start + chunk))
         keys = jax.device_put(keys, NamedSharding(mesh, P(SEED_AXIS)))
         out = jax.device_get(sweep_fn(keys, lrs))
         chunks.append(jax.tree.map(lambda a: a[: num_seeds - start], out))
     return jax.tree.map(lambda *parts: np.concatenate(parts), *chunks)
 
 
-def seed_keys(base_seed: int, indices: np.ndarray, prng_impl: Optional[str] = None) -> Array:
-    """`synthetic_run.seed_key(base_seed, i, prng_impl)` for every i of `indices`."""
-    return jax.vmap(lambda i: synthetic_run.seed_key(base_seed, i, prng_impl))(
+def seed_keys(base_seed: int, indices: np.ndarray) -> Array:
+    """`synthetic_run.seed_key(base_seed, i)` for every i of `indices`."""
+    return jax.vmap(lambda i: synthetic_run.seed_key(base_seed, i))(
         jnp.asarray(indices, jnp.int32))
 
 
@@ -130,8 +130,8 @@ class CellPrograms(NamedTuple):
     memory: dict[str, int]
 
 
-def compile_cell(cell: ml_collections.ConfigDict, mesh: Mesh, layout: RunLayout,
-                 prng_impl: Optional[str]) -> CellPrograms:
+def compile_cell(cell: ml_collections.ConfigDict, mesh: Mesh, layout: RunLayout
+                 ) -> CellPrograms:
     """Compiled `start` and `advance` for `layout.padded` runs of `cell` (one program each,
     reused for every chunk)."""
     fns = synthetic_run.make_chunk_fns(cell, synthetic_run.chunk_blocks(cell, TARGET_CHUNKS))
@@ -152,7 +152,7 @@ def compile_cell(cell: ml_collections.ConfigDict, mesh: Mesh, layout: RunLayout,
     advance = jax.jit(jax.shard_map(local_advance, mesh=mesh, in_specs=(runs, replicated, runs),
                                     out_specs=runs, check_vma=False), donate_argnums=0)
     keys = jax.ShapeDtypeStruct((layout.padded,), jax.eval_shape(
-        lambda: synthetic_run.seed_key(0, 0, prng_impl)).dtype,
+        lambda: synthetic_run.seed_key(0, 0)).dtype,
         sharding=NamedSharding(mesh, runs))
     lrs = jax.ShapeDtypeStruct((layout.padded,), jnp.float32, sharding=NamedSharding(mesh, runs))
     carry = jax.eval_shape(start, keys, lrs)[0]
@@ -287,16 +287,15 @@ def run_part(config: ml_collections.ConfigDict, part: Part, mesh: Mesh,
     request (then `signals.Stopped` is raised), and a checkpoint there is resumed.
     Returns values (seed, lr, time, metric), reference (seed, lr, metric) and stats.
     """
-    impl = config.get("prng_impl", None) or None
     num_seeds, num_lrs = int(config.num_seeds), len(part.lrs)
     layout = run_layout(num_seeds * num_lrs, mesh.shape[SEED_AXIS], int(config.chunk_seeds))
     compile_start = time.perf_counter()
-    programs = compile_cell(part.cell, mesh, layout, impl)
+    programs = compile_cell(part.cell, mesh, layout)
     compile_seconds = time.perf_counter() - compile_start
     runs = NamedSharding(mesh, P(SEED_AXIS))
     index = np.arange(layout.padded)
     # Run r is seed r // L at lr r % L; padding runs (r >= S·L) are trimmed after.
-    keys = jax.device_put(seed_keys(config.seed, index // num_lrs, impl), runs)
+    keys = jax.device_put(seed_keys(config.seed, index // num_lrs), runs)
     lrs = jax.device_put(np.asarray(part.lrs, np.float32)[index % num_lrs], runs)
     carry, reference, first = programs.start(keys, lrs)
     metric_names = list(synthetic_run.METRICS)
@@ -460,7 +459,6 @@ def cell_fingerprint(config: ml_collections.ConfigDict, model: str, optimizer: s
         cell["lrs"] = [float(lr) for lr in config.optimizers[optimizer].lrs]
         cell.pop("dims", None)
     cell["chunk_steps"] = int(config.get("chunk_steps", 0) or 0)
-    cell["prng_impl"] = config.get("prng_impl", None) or "threefry2x32"
     return json.loads(json.dumps(_flatten(cell)))  # tuples -> lists, as saved
 
 

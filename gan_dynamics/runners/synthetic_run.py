@@ -379,9 +379,10 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 def seed_key(base_seed: int, index: int | Array, impl: Optional[str] = None) -> Array:
     """The key of run number `index` of a sweep (a single run with the same index equals it).
 
-    `impl` is the PRNG implementation (`config.prng_impl`: None or "threefry2x32", JAX's
-    default; "rbg" or "unsafe_rbg", much faster on CPU); every key of the run derives from
-    this one and keeps its implementation.
+    `impl` is the PRNG implementation (None: JAX's default, threefry2x32); every key of the
+    run derives from this one and keeps it. Runs use threefry2x32: under vmap, "rbg" and
+    "unsafe_rbg" draw a batch of keys' bits from the batch's first key (JAX's batching of
+    rng_bit_generator), so a sweep's seed would not equal its single run.
     """
     return jax.random.fold_in(jax.random.key(base_seed, impl=impl or None), index)
 
@@ -461,7 +462,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Runner "synthetic": one seed; writes results.json, metrics.npz and snapshots.png."""
     config = resolve(config)
     validate(config)
-    key = seed_key(config.seed, config.seed_index, config.get("prng_impl"))
+    key = seed_key(config.seed, config.seed_index)
     print(f"Training {config.model} with {config.optimizer.name} for {config.steps} steps.",
           flush=True)
     result = train_with_progress(config, key, jnp.asarray(config.optimizer.lr, jnp.float32))
