@@ -66,7 +66,10 @@ def plot_sweep(workdir: str, metric: str = "param_error", path: str | None = Non
         ax.set_xticks(xs, [f"{v:g}" for v in xs])
         ax.set_title(model)
         ax.set_xlabel("learning rate" if axis == "lr" else "dimension d")
-    axes[0][0].set_ylabel(f"final {metric} (mean, 95% CI, {summary['num_seeds']} seeds)")
+    # Cells of earlier commands in the same workdir may have other numbers of seeds.
+    seeds = sorted({cell.get("num_seeds", summary["num_seeds"]) for cell in cells})
+    seeds = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
+    axes[0][0].set_ylabel(f"final {metric} (mean, 95% CI, {seeds} seeds)")
     axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
     path = path or os.path.join(workdir, f"sweep_{metric}.png")
