@@ -192,6 +192,12 @@ def quiet_logs(verbosity: Optional[int]) -> None:
     flags.FLAGS.mark_as_parsed()  # absl logging outside app.run: no "before flag parsing"
     logging.set_verbosity(logging.WARNING if verbosity is None else verbosity)
     logging.use_absl_handler()
+    if verbosity is None or verbosity < 1:
+        # JAX's INFO line "Unable to initialize backend 'tpu'" on every machine without
+        # TPUs says nothing about the run; --verbosity=1 keeps it.
+        import logging as pylogging
+
+        pylogging.getLogger("jax._src.xla_bridge").setLevel(pylogging.WARNING)
 
 
 def prepare_workdir(workdir: str) -> bool:
