@@ -1,9 +1,10 @@
 """Devices for one training run: multi-host start-up, the mesh and the shardings.
 
-Data parallelism in the modern JAX form (DESIGN.md Sec. 10): one `Mesh` with a single
-axis `'data'` over the devices, batches sharded on that axis, parameters and optimizer
+Data parallelism in the modern JAX form (docs/design.md Sec. 10): one `Mesh` with a single
+axis `'data'` (of type Auto) over the devices, batches sharded on that axis, parameters and optimizer
 state replicated, and one `jax.jit` with explicit in/out shardings. XLA inserts the
-gradient all-reduce, so a step on 8 devices computes the same numbers as on 1.
+gradient all-reduce, so a step on 8 devices computes the same function as on 1 (the
+numbers agree to rounding: the all-reduce sums in another order).
 
 Multi-host runs (TPU pods, GPU clusters, or several CPU processes on one machine) call
 `jax.distributed.initialize` first; each process then feeds only its own rows of the
@@ -35,8 +36,15 @@ def initialize_distributed(parallel_config: Any) -> None:
     jax.distributed.initialize(address, num_processes, process_id)
 
 
-def make_mesh(num_devices: int = 0) -> Mesh:
-    """A one-axis `'data'` mesh over the first `num_devices` devices (0: all of them)."""
+def make_mesh(num_devices: int = 0, axis: str = DATA_AXIS) -> Mesh:
+    """A one-axis mesh (`'data'` by default) over the first `num_devices` devices (0: all).
+
+    The axis is of type Auto: shardings are fixed at the jit boundary (inputs, outputs,
+    the state) and XLA propagates them through the program. Explicit axes would make every
+    operation inside a model or solver agree with the sharding of its operands (a reshape
+    that splits a sharded axis, a scatter, a user's own layer), which data parallelism
+    does not need and which makes a user's model fail where it runs on one device.
+    """
     available = jax.device_count()
     if num_devices < 0 or num_devices > available:
         raise ValueError(
@@ -46,7 +54,8 @@ def make_mesh(num_devices: int = 0) -> Mesh:
     n = num_devices or available
     if n != available and jax.process_count() > 1:
         raise ValueError("parallel.num_devices must be 0 (all devices) in a multi-host run.")
-    return jax.make_mesh((n,), (DATA_AXIS,), devices=jax.devices()[:n])
+    return jax.make_mesh((n,), (axis,), devices=jax.devices()[:n],
+                         axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

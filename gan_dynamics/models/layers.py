@@ -80,8 +80,7 @@ def conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
     # only the taps that reach a pixel instead of K² interior-padded copies of the input.
     ph, pw = -(-(h + bh + ah) // sh), -(-(w + bw + aw) // sw)
     padded = jnp.pad(x, [(0, 0), (bh, ph * sh - h - bh), (bw, pw * sw - w - bw), (0, 0)])
-    # One axis split per reshape: explicitly sharded batches allow no more.
-    padded = padded.reshape(n, ph, sh, pw * sw, c_in).reshape(n, ph, sh, pw, sw, c_in)
+    padded = padded.reshape(n, ph, sh, pw, sw, c_in)
     phases = [[p.squeeze((2, 4)) for p in jnp.split(row, sw, axis=4)]
               for row in jnp.split(padded, sh, axis=2)]
     windows = [lax.slice(phases[a % sh][b % sw],

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import chex
 import flax
@@ -53,17 +53,24 @@ def generate_fn(exp: Experiment, state: "TrainState") -> Callable[[jax.Array], j
     )
 
 
-def step_game(exp: Experiment, state: "TrainState", batches: jax.Array, key: jax.Array) -> Game:
+def step_game(exp: Experiment, state: "TrainState", batches: jax.Array, key: jax.Array,
+              mesh: Optional[jax.sharding.Mesh] = None) -> Game:
     """The GAN game of one step; substep i plays on batch i with its own latents and key.
 
     Model state (batch statistics) enters as constants and leaves in the aux
-    (`objectives.GanAux`; DESIGN.md Sec. 3).
+    (`objectives.GanAux`; docs/design.md Sec. 3). With a `mesh`, the latents are split
+    over its 'data' axis like the real rows: without that constraint XLA keeps the
+    generated batch whole on every device, and each device runs the generator (and D on
+    the fakes, and CGD's mixed products) on the whole batch.
     """
 
     def batch(i):
         real = batches[i]
         key_z, key_penalty = jax.random.split(jax.random.fold_in(key, i))
-        return real, jax.random.normal(key_z, (real.shape[0], exp.z_dim), real.dtype), key_penalty
+        z = jax.random.normal(key_z, (real.shape[0], exp.z_dim), real.dtype)
+        if mesh is not None:
+            z = jax.lax.with_sharding_constraint(z, parallel.batch_sharding(mesh))
+        return real, z, key_penalty
 
     if isinstance(exp.generator, mix.MixGenerator):  # MIX+GAN: the mixtures' exact payoff
         return mix.make_module_game(
@@ -127,14 +134,17 @@ def create_state(exp: Experiment, seed: int, mesh: jax.sharding.Mesh) -> tuple[T
     return state, abstract
 
 
-def make_train_step(exp: Experiment):
-    """`train_step(state, batches) -> (state, metrics)`, a pure function of arrays."""
+def make_train_step(exp: Experiment, mesh: Optional[jax.sharding.Mesh] = None):
+    """`train_step(state, batches) -> (state, metrics)`, a pure function of arrays.
+
+    `mesh`: the data-parallel mesh the step is jitted for (`step_game`); None on one device.
+    """
 
     def train_step(state: TrainState, batches: jax.Array):
         chex.assert_rank(batches, 2 + len(exp.image_shape))
         chex.assert_axis_dimension(batches, 0, exp.n_sub)
         key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
-        game = step_game(exp, state, batches, key)
+        game = step_game(exp, state, batches, key, mesh)
         params_x, params_y, opt_state, info = exp.optimizer.update(
             game, state.params_x, state.params_y, state.opt_state
         )
@@ -158,7 +168,7 @@ def jit_train_step(exp: Experiment, mesh: jax.sharding.Mesh, abstract: Any):
     """The train step jitted once: state replicated and donated, batch split on 'data'."""
     state_shardings = jax.tree.map(lambda a: a.sharding, abstract)
     return jax.jit(
-        make_train_step(exp),
+        make_train_step(exp, mesh),
         in_shardings=(state_shardings, parallel.batch_sharding(mesh, batch_axis=1)),
         out_shardings=(state_shardings, parallel.replicated(mesh)),
         donate_argnums=(0,),
