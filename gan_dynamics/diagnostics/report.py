@@ -120,7 +120,8 @@ class PointDiagnostics:
             (f, g), _ = game.losses(state.params_x, state.params_y)
             return f, g, analysis.field_norm(game, state.params_x, state.params_y)
 
-        self._eig = jax.jit(eig, static_argnums=1)
+        # the criterion is a traced index: one compiled program for all of them
+        self._eig = jax.jit(eig)
         self._losses = jax.jit(losses)
         self._hessian = jax.jit(lambda s: analysis.player_curvature(
             game_fn(s), s.params_x, s.params_y, k=2, ncv=ncv, tol=o.tol,
@@ -151,7 +152,7 @@ class PointDiagnostics:
         eigs: dict[str, Any] = {}
         for which in o.which:
             t0 = time.perf_counter()
-            r = jax.device_get(self._eig(state, which))
+            r = jax.device_get(self._eig(state, spectrum.criterion_index(which)))
             timings[f"eig_{which}"] = time.perf_counter() - t0
             eigs[WHICH_NAMES[which]] = {
                 **complex_list(r.eigenvalues), "residuals": [float(x) for x in r.residuals],

@@ -67,8 +67,10 @@ class EigResult(NamedTuple):
     restarts: Array
 
 
-def _scores(theta: Array, which: str) -> Array:
-    """A score per Ritz value: the wanted ones score highest."""
+CRITERIA = ("LM", "LR", "SR", "LI", "LA", "SA", "BE")
+
+
+def _score_by(theta: Array, which: str) -> Array:
     if which == "LM":
         return jnp.abs(theta)
     if which in ("LR", "LA"):
@@ -77,15 +79,35 @@ def _scores(theta: Array, which: str) -> Array:
         return -jnp.real(theta)
     if which == "LI":
         return jnp.abs(jnp.imag(theta))
-    if which == "BE":  # alternate between the two ends of the (real) spectrum
-        m = theta.shape[0]
-        rank_up = jnp.argsort(jnp.argsort(-jnp.real(theta)))
-        rank_down = jnp.argsort(jnp.argsort(jnp.real(theta)))
-        return m - jnp.minimum(2 * rank_up, 2 * rank_down + 1).astype(jnp.real(theta).dtype)
-    raise ValueError(f"Unknown criterion which={which!r}.")
+    # "BE": alternate between the two ends of the (real) spectrum
+    m = theta.shape[0]
+    rank_up = jnp.argsort(jnp.argsort(-jnp.real(theta)))
+    rank_down = jnp.argsort(jnp.argsort(jnp.real(theta)))
+    return m - jnp.minimum(2 * rank_up, 2 * rank_down + 1).astype(jnp.real(theta).dtype)
 
 
-def check_which(which: str, symmetric: bool) -> None:
+def _scores(theta: Array, which: str | Array) -> Array:
+    """A score per Ritz value: the wanted ones score highest.
+
+    `which` is a criterion's name, or its index in `CRITERIA` as a (traced) integer, so
+    that one compiled program serves every criterion.
+    """
+    if isinstance(which, str):
+        if which not in CRITERIA:
+            raise ValueError(f"Unknown criterion which={which!r}.")
+        return _score_by(theta, which)
+    branches = [lambda t, w=w: _score_by(t, w).astype(jnp.real(t).dtype) for w in CRITERIA]
+    return lax.switch(jnp.asarray(which, jnp.int32), branches, theta)
+
+
+def criterion_index(which: str) -> Array:
+    """The index of a criterion's name in `CRITERIA`, for a traced `which`."""
+    return jnp.asarray(CRITERIA.index(which), jnp.int32)
+
+
+def check_which(which: str | Array, symmetric: bool) -> None:
+    if not isinstance(which, str):  # a traced index into CRITERIA: checked by its maker
+        return
     choices = SYMMETRIC_WHICH if symmetric else NONSYMMETRIC_WHICH
     if which not in choices:
         kind = "symmetric" if symmetric else "non-symmetric"
@@ -102,7 +124,7 @@ def krylov_schur(
     v0: Array,
     *,
     k: int,
-    which: str = "LM",
+    which: str | Array = "LM",
     ncv: Optional[int] = None,
     tol: float = 1e-8,
     max_restarts: int = 100,
@@ -115,7 +137,7 @@ def krylov_schur(
       matvec: u ↦ A u on flat vectors of v0's shape and dtype (traceable).
       v0: the start vector (n,), not zero.
       k: how many eigenvalues (k < ncv <= n).
-      which: the criterion (module docstring).
+      which: the criterion (module docstring), or its index in `CRITERIA` (traced).
       ncv: Krylov basis size m; default `default_ncv(n, k)`.
       tol: relative residual tolerance (ARPACK's).
       max_restarts: bound on restarts; `converged` says whether it sufficed.
