@@ -105,7 +105,11 @@ def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
 
 
 def check_resume(workdir: str, config: ml_collections.ConfigDict) -> None:
-    """UserError naming each trajectory-changing field if `config` differs from the saved one."""
+    """UserError naming each trajectory-changing field if `config` differs from the saved
+    one. A workdir without checkpoints has nothing to resume: any config may start there."""
+    directory = os.path.join(workdir, "checkpoints")
+    if not (os.path.isdir(directory) and any(n.isdigit() for n in os.listdir(directory))):
+        return
     saved = read_config(workdir)
     if saved is None:
         return

