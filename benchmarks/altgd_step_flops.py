@@ -74,4 +74,6 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from gan_dynamics.errors import run_main
+
+    run_main(main)

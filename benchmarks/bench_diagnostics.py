@@ -142,4 +142,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from gan_dynamics.errors import run_main
+
+    run_main(main)
