@@ -186,7 +186,7 @@ class GanAux(NamedTuple):
       state_y: the discriminator's new model state (after D(x), then D(G(z))).
       metrics: scalars: `d_real`, `d_fake` (mean logits), `g_adversarial` (g without the
         penalty), and with a penalty `penalty` and `penalty_grad_norm` (mean ‖∇D‖ at the
-        penalty's points).
+        penalty's points). The generator's own loss (`Game.loss_x`) reports `d_fake` only.
     """
 
     state_x: State

@@ -36,8 +36,7 @@ def _flops(fn, *args) -> float:
     return float((cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"])
 
 
-@pytest.mark.parametrize("loss,penalty", [("wgan", "wgan_gp"), ("minimax", "none"),
-                                          ("non_saturating", "dragan"), ("hinge", "r1")])
+@pytest.mark.parametrize("loss,penalty", [("wgan", "wgan_gp"), ("non_saturating", "none")])
 def test_generator_step_is_the_same_step_for_fewer_flops(x64, loss, penalty):
     px, py = small_gan.init_params()
     tx = make_transform({"name": "adam", "lr": 1e-2})
@@ -103,8 +102,9 @@ def test_batch_norm_altgd_same_parameters_statistics_carried(x64, order):
     game = small_gan.make_game(jax.random.key(3), penalty=penalties.make_penalty("wgan_gp"),
                                discriminate=objectives.linen_apply(critic, train=True),
                                state_y=stats)
-    new = opt.update(game, px, py, opt.init(px, py))
-    old = opt.update(whole_game_steps(game), px, py, opt.init(px, py))
+    new = jax.jit(lambda px, py: opt.update(game, px, py, opt.init(px, py)))(px, py)
+    old = jax.jit(lambda px, py: opt.update(whole_game_steps(game), px, py,
+                                            opt.init(px, py)))(px, py)
     _close(new[:3], old[:3])
     mean = lambda info: info["aux"].state_y["batch_stats"]["BatchNorm_0"]["mean"]  # noqa: E731
     assert not np.allclose(mean(new[3]), mean(old[3]))
@@ -138,7 +138,8 @@ def test_logged_losses_come_from_the_steps_that_computed_them(x64):
     penalty = penalties.make_penalty("wgan_gp")
     game = small_gan.make_game(key, penalty=penalty)
     opt = optimizers.create("altgd", transform_x=SGD, transform_y=SGD, n_disc=2)
-    new_x, new_y, _, info = opt.update(game, px, py, opt.init(px, py))
+    new_x, new_y, _, info = jax.jit(lambda px, py: opt.update(game, px, py,
+                                                               opt.init(px, py)))(px, py)
 
     y = py
     for i in range(2):
