@@ -123,6 +123,8 @@ def test_standard_form_refuses_small_images():
     x, y = _smooth_pairs(1, 64, 1, seed=0)
     with pytest.raises(UserError, match="larger than 160 px"):
         ms_ssim.ms_ssim(x, y, form="standard")
+    with pytest.raises(UserError, match="at least 16 px; got 8x8"):
+        ms_ssim.ms_ssim(x[:, :8, :8], y[:, :8, :8])
     with pytest.raises(UserError, match="form='oops'"):
         ms_ssim.ms_ssim(x, y, form="oops")
 

@@ -120,6 +120,9 @@ def ms_ssim(x: np.ndarray, y: np.ndarray, *, form: str = "small",
         raise UserError(f"The standard {levels}-scale MS-SSIM needs images larger than "
                         f"{min_side} px (the 11x11 window at the coarsest scale); got "
                         f"{x.shape[1]}x{x.shape[2]}. Use form='small' for small images.")
+    if min(x.shape[1:3]) < 2 ** (levels - 1):
+        raise UserError(f"MS-SSIM with {levels} scales halves the images {levels - 1} times: "
+                        f"they need at least {2 ** (levels - 1)} px; got {x.shape[1]}x{x.shape[2]}.")
     if from_unit_range:
         x, y = (x + 1.0) * (max_val / 2.0), (y + 1.0) * (max_val / 2.0)
     per_channel = form == "standard"
