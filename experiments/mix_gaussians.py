@@ -16,7 +16,7 @@ on the other half). All seeds of a cell run as one vmapped program (`gan_dynamic
 Sizes are chosen for a CPU (the literature's networks have 128-unit layers and train for
 tens of thousands of steps): G 2 -> 32 -> 32 -> 2, D 2 -> 32 -> 32 -> 1, batch 64,
 800 steps, non-saturating loss, T = 5 components for MIX+GAN, entropy weight 0.1
-(DESIGN.md; the paper's value is not published). Adam: alternating updates, lr 1e-3,
+(a default of this codebase; the paper does not publish its value). Adam: alternating updates, lr 1e-3,
 betas (0.5, 0.999) (Metz et al.'s setting is lr 1e-4 with more steps). ACGD: lr 1e-3,
 CG to 1e-5 relative residual, at most 10 iterations. Measured runtimes are in
 docs/mix_gan.md.
@@ -45,6 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
         "entropy_weight": 0.1,
         # model name -> components T (1: the plain GAN)
         "models": {"gan": 1, "mix": 5},
+        "cells": "",  # comma-separated "<model>__<optimizer>" to run a subset; "": all
         # optimizer name -> optimizers.create keyword arguments
         "optimizers": {
             "adam": {"name": "altgd", "transform_x": adam, "transform_y": adam,

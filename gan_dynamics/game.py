@@ -3,7 +3,7 @@
 Player x (the generator) minimises its loss f(x, y); player y (the discriminator)
 minimises its loss g(x, y). A zero-sum game has g = -f exactly (WGAN, minimax GAN);
 penalties on one player or the non-saturating loss make a game general-sum
-(Schaefer & Anandkumar 2019, Sec. 2; DESIGN.md Sec. 3).
+(Schaefer & Anandkumar 2019, Sec. 2; docs/design.md Sec. 3).
 
 A `Game` is a pure description closed over a batch and a key inside a training step. It
 knows nothing of GANs, images, devices or files. Parameters are arbitrary pytrees.

@@ -6,13 +6,13 @@ never formed: `Dxy f · v` is the forward-mode derivative of `∇x f` in directi
 One forward and backward pass per step is linearised in y (`jax.linearize`) and the
 linear map reused in every solver iteration; the other block comes from the same
 linearisation by transposition (`jax.linear_transpose`): `Dyx f = (Dxy f)ᵀ` in a zero-sum
-game, `Dyx g = (Dxy g)ᵀ` from the linearised `∇x g` in a general-sum one (DESIGN.md
+game, `Dyx g = (Dxy g)ᵀ` from the linearised `∇x g` in a general-sum one (docs/design.md
 Sec. 4). Linearising in y alone keeps the tangents of everything that does not depend on y
 (a GAN's generator forward pass) symbolically zero.
 
 The solvers return, as arrays, the iteration count, the final residual norm, a
 convergence flag and the number of products with the system's map they made, which
-`jax.scipy.sparse.linalg` does not (DESIGN.md Sec. 11):
+`jax.scipy.sparse.linalg` does not (docs/design.md Sec. 11):
 - `cg`: conjugate gradient for symmetric positive-definite maps, pytree-native. A
   non-positive curvature `pᵀAp <= 0` (singular or indefinite system) stops it at the last
   good iterate with `converged=False` instead of dividing by zero.

@@ -1,7 +1,7 @@
 """GAN losses from discriminator logits, and the `Game` a GAN defines.
 
 With discriminator logits D, σ the sigmoid, x real data and G(z) generated data
-(DESIGN.md Sec. 5; the generator x-player minimises f, the discriminator y-player g):
+(docs/design.md Sec. 5; the generator x-player minimises f, the discriminator y-player g):
 
 - "minimax" (saturating; Goodfellow et al. 2014, Eq. 1; Fedus et al. 2018, Eq. 2):
   `g = -E log σ(D(x)) - E log(1 - σ(D(G(z))))`, `f = -g` (zero-sum).
@@ -36,7 +36,7 @@ None. One game evaluation runs G on z once and D on the real batch, then on the 
 batch, threading D's state through both passes in that order, as PyTorch's reference
 training code updates running statistics. The penalty's critic evaluations use D's state
 as given and discard what they produce. The new states come back in the game's aux
-(`GanAux`); second-derivative products treat them as constants (DESIGN.md Sec. 3).
+(`GanAux`); second-derivative products treat them as constants (docs/design.md Sec. 3).
 `loss_x` runs G(z), then D(G(z)) from D's state as given. `Game.carry(aux)` is the same
 game starting from the states in `aux`, which AltGD uses to carry batch statistics from
 one of its steps to the next.

@@ -1,7 +1,7 @@
 """Discriminator regularisers: gradient penalties and WGAN weight clipping.
 
 Every penalty is added to the discriminator's loss g only, which makes any GAN game
-general-sum (Fedus et al. 2018, Sec. 2.3; DESIGN.md Sec. 5). With critic logits D:
+general-sum (Fedus et al. 2018, Sec. 2.3; docs/design.md Sec. 5). With critic logits D:
 
 - interpolation penalty (WGAN-GP, Gulrajani et al. 2017, Eq. 3; Fedus et al., Eq. 7;
   GAN-GP when paired with the non-saturating loss): `λ E (‖∇x̂ D(x̂)‖ - 1)²` at

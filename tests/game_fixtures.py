@@ -1,7 +1,7 @@
 """Small random games with dict-pytree parameters and their dense second derivatives.
 
 The dense blocks are built with `jax.hessian` on the flattened losses: the reference the
-matrix-free CGD products and solvers are checked against (DESIGN.md Sec. 9).
+matrix-free CGD products and solvers are checked against (docs/design.md Sec. 9).
 """
 
 import jax

@@ -1,4 +1,4 @@
-"""CGD and ACGD against dense solves of the block system (DESIGN.md Sec. 4 and 9)."""
+"""CGD and ACGD against dense solves of the block system (docs/design.md Sec. 4 and 9)."""
 
 import jax
 import jax.numpy as jnp
@@ -75,7 +75,7 @@ def _dense_acgd_step(game, px, py, nu_x, nu_y, t, lr, beta, eps):
     corr = np.sqrt(1 - beta**t)
     eta_x = lr * corr / (np.sqrt(nu_x) + eps)
     eta_y = lr * corr / (np.sqrt(nu_y) + eps)
-    # DESIGN.md's symmetric x-system, solved densely, then the reaction:
+    # the symmetric x-system of docs/design.md Sec. 4, solved densely, then the reaction:
     sx = np.sqrt(eta_x)
     a = np.eye(gx.size) - sx[:, None] * dxy_f @ (eta_y[:, None] * dyx_g) * sx[None, :]
     u = np.linalg.solve(a, -sx * (gx - dxy_f @ (eta_y * gy)))

@@ -1,4 +1,4 @@
-"""Toy games against closed forms and published numbers (DESIGN.md Sec. 9), and the runner."""
+"""Toy games against closed forms and published numbers (docs/design.md Sec. 9), and the runner."""
 
 import importlib.util
 import json

@@ -1,6 +1,6 @@
 """vmap over seeds x learning rates of a scanned toy run: same numbers, one compilation.
 
-The sweep pattern of DESIGN.md Sec. 10 (purejaxrl's `jit(vmap(train))`): learning rates are
+The sweep pattern of docs/design.md Sec. 10 (purejaxrl's `jit(vmap(train))`): learning rates are
 traced hyperparameters, so 8 seeds x 3 learning rates run as one program, and 24 separate
 runs of the jitted single run reuse one compilation.
 """

@@ -1,6 +1,6 @@
 """Image datasets for GAN training: seeded, resumable, per-process batches in [-1, 1].
 
-Datasets (DESIGN.md Sec. 7), all NHWC float32 scaled to [-1, 1] (x / 127.5 - 1, as in
+Datasets (docs/design.md Sec. 7), all NHWC float32 scaled to [-1, 1] (x / 127.5 - 1, as in
 the WGAN-GP and DCGAN code):
 
   cifar10         tfds 'cifar10', 32x32x3.

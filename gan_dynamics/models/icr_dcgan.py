@@ -1,7 +1,7 @@
 """The DCGAN-like CIFAR-10 pair of the ICR paper (Schaefer, Zheng & Anandkumar 2020).
 
 Implicit competitive regularization in GANs trains this pair with ACGD and the WGAN loss
-without gradient penalty (their best CIFAR-10 Inception Score; DESIGN.md Sec. 6). It is
+without gradient penalty (their best CIFAR-10 Inception Score; docs/design.md Sec. 6). It is
 `GoodGenerator` / `GoodDiscriminator` with `DIM = 64` in the authors' code,
 github.com/devzhk/Implicit-Competitive-Regularization, `GANs/models.py`:
 

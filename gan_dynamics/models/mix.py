@@ -17,7 +17,7 @@ Sec. 5 on its own weights,
 
     R(w) = -(1/T) Σ_i log w_i     (≥ log T, smallest at uniform weights),
 
-scaled by `entropy_weight` (0.1 by default, DESIGN.md Sec. 6). Because each player
+scaled by `entropy_weight` (0.1 by default: the paper does not publish its value). Because each player
 regularises only its own weights, the regularised game is general-sum: a mixture of a
 zero-sum loss (WGAN, minimax) is zero-sum only when the regulariser is off (or T = 1,
 where it is identically 0), and competitive optimizers take their general-sum path

@@ -7,7 +7,7 @@ Every pair follows one interface (flax linen, NHWC, images in [-1, 1]):
 
 `variables` is `{"params": ..., "batch_stats": ...}` (no "batch_stats" where a network
 has no batch norm). In training, apply with `train=True, mutable=["batch_stats"]` and
-thread the returned statistics as the game's aux (DESIGN.md Sec. 3). Initialise with
+thread the returned statistics as the game's aux (docs/design.md Sec. 3). Initialise with
 `G.init(key, jnp.zeros((1, z_dim)), train=False)` and
 `D.init(key, jnp.zeros((1, H, W, C)), train=False)`.
 

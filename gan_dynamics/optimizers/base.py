@@ -1,7 +1,7 @@
 """The game-optimizer interface and what the optimizers of this package share.
 
 A game optimizer is a pair of pure functions, shaped like optax's `GradientTransformation`
-but over two players (DESIGN.md Sec. 3):
+but over two players (docs/design.md Sec. 3):
 
     init(params_x, params_y) -> state
     update(game, params_x, params_y, state) -> (params_x, params_y, state, info)

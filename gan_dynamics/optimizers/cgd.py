@@ -13,7 +13,7 @@ Eliminating Δy and symmetrising with P_x = η_x^½ gives the x-system
 and the reaction Δy = -η_y ⊙ (∇y g + Dyx g Δx); the y-system is the mirror image. In a
 zero-sum game (g = -f, Dyx g = -(Dxy f)ᵀ) the matrix is I + P_x Dxy η_y Dxyᵀ P_x,
 symmetric positive definite, and is solved by conjugate gradient; otherwise by GMRES.
-With constant η this is CGD exactly as DESIGN.md Sec. 4 writes it.
+With constant η this is CGD exactly as docs/design.md Sec. 4 writes it.
 
 ACGD (Schaefer, Zheng & Anandkumar 2020, Sec. 5 and the authors' `CGDs` package) adapts
 η per coordinate like RMSProp:  v ← β v + (1-β) g²,  η = lr·sqrt(1-β^t)/(sqrt(v) + ε),
@@ -210,7 +210,7 @@ def cgd(
       lr_x, lr_y: step sizes (may be traced arrays).
       tol, atol: the solve stops at ‖r‖ <= max(tol·‖b‖, atol).
       max_iter: bound on solver iterations (matrix-vector products of the system).
-      solve: "x" (DESIGN.md's form), "y", or "alternate" between the two systems.
+      solve: "x" (docs/design.md Sec. 4), "y", or "alternate" between the two systems.
       solver: "auto" (CG for zero-sum games, GMRES otherwise), "cg" or "gmres".
       restart: GMRES restart length.
       project_x, project_y: projections applied after each update (`base`); the warm

@@ -11,7 +11,7 @@ with P_x, P_y the players' projections (identity unless given; `base`).
 
 With SGD this is gradient descent-ascent `z_{t+1} = z_t - η ξ(z_t)`, which spirals out on
 bilinear games by the factor sqrt(1 + η²) per step on `f = xy` (Schaefer & Anandkumar
-2019; DESIGN.md Sec. 9) and on the Dirac-GAN (Mescheder et al. 2018).
+2019; docs/design.md Sec. 9) and on the Dirac-GAN (Mescheder et al. 2018).
 
 Cost: one gradient evaluation per step (`grad_evals = 1`). Info: losses, gradients and aux
 at (x_t, y_t); parameter norms after the step.

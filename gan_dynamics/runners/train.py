@@ -2,7 +2,7 @@
 
 The flagship workflow of Schaefer, Zheng & Anandkumar 2020 (ICR, Sec. 6): a DCGAN-like
 pair on CIFAR-10 trained as a two-player game by any game optimizer (ACGD, CGD, SimGD,
-AltGD with Adam, ...) with any GAN loss and penalty (DESIGN.md Secs. 3, 5, 6, 10).
+AltGD with Adam, ...) with any GAN loss and penalty (docs/design.md Secs. 3, 5, 6, 10).
 
 The config and its builders are in `train_config.py`, the state and jitted step in
 `train_step.py`, checkpoints and the saved config in `gan_dynamics.checkpoints`, stop
