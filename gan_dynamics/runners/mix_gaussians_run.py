@@ -217,9 +217,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     results: dict[str, Any] = {"mixture": config.mixture, "num_seeds": int(config.num_seeds),
                                "cells": {}, "config": config.to_dict()}
     cells = {}
+    wanted = [c for c in str(config.get("cells", "")).split(",") if c]
     for model, components in config.models.items():
         for opt_name, opt_config in config.optimizers.items():
             name = f"{model}__{opt_name}"
+            if wanted and name not in wanted:
+                continue
             start = time.time()
             out = run_cell(config, int(components), _plain(opt_config))
             cells[name] = out
@@ -235,8 +238,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   f"[{summary['modes']['ci95'][0]:.2f}, {summary['modes']['ci95'][1]:.2f}], "
                   f"high quality {summary['high_quality']['mean']:.3f}, nn distance "
                   f"{summary['nn_distance']['mean']:.3f} ({summary['seconds']} s)", flush=True)
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
+            # Written after every cell, so finished cells survive an interrupted run.
+            with open(os.path.join(workdir, "results.json"), "w") as f:
+                json.dump(results, f, indent=1)
     np.savez(os.path.join(workdir, "curves.npz"),
              **{f"{cell}__{k}": v for cell, out in cells.items() for k, v in out.items()})
     plot(results, cells, config, os.path.join(workdir, "mix_gaussians.png"))
