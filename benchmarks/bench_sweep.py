@@ -6,9 +6,10 @@ Every side runs the same training step (`synthetic_run.make_run_fns`):
 - loop: for each seed, the jitted init, then the jitted single step called from Python
   once per step (what a per-seed script does). It is linear in the number of seeds, so it
   is timed on at most `--loop-seeds` seeds and its rate applies to every row;
-- sweep: `gan_dynamics.runners.sweep.run_part`, what the runner "sweep" runs: one
-  compiled chunk over every seed, the seeds in groups of `--group` vmapped together, one
-  group after another;
+- sweep: the programs the runner "sweep" runs (`sweep.compile_cell`): one compiled chunk
+  over every seed, the seeds in groups of `--group` vmapped together, one group after
+  another; one warm-up chunk, then 3 timed chunks of `--steps` steps, each followed by
+  fetching its logs as the runner does;
 - one vmap: the previous sweep, every seed vmapped at once in one program
   (`sweep.compile_sweep`), up to 1000 seeds.
 Compilation is excluded (each program runs once before timing). Then, in the same run,
@@ -28,8 +29,6 @@ Writes benchmarks/results/bench_sweep.json; takes ~5-8 min on 2 shared CPU cores
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import platform
@@ -39,6 +38,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -75,19 +75,35 @@ def time_one_vmap(config, num_seeds: int, lr) -> float:
     return time.perf_counter() - start
 
 
-def time_sweep(single, num_seeds: int, steps: int, group: int) -> dict:
-    """run_part on `num_seeds` seeds: one chunk of `steps` steps, run twice (the second
-    timed; the first pays for compiling)."""
+def time_sweep(single, num_seeds: int, steps: int, group: int, chunks: int = 3) -> dict:
+    """The runner's programs (`sweep.compile_cell`) on `num_seeds` seeds: one untimed
+    chunk of `steps` steps (the first call of a program pays one-time costs), then
+    `chunks` timed ones."""
     config = sweep_manifold_lr.get_config()
     config.update({k: single[k] for k in ("dim", "hidden", "batch", "model", "init")})
-    config.update(dict(steps=2 * steps, log_every=steps, chunk_steps=steps,
+    config.update(dict(steps=(chunks + 1) * steps, log_every=steps, chunk_steps=steps,
                        num_seeds=num_seeds, chunk_seeds=group, models=single.model,
                        run_optimizers="altgd"))
-    config.optimizers.altgd.lrs = (float(single.optimizer.lr),)
     part = sweep.cell_parts(config, single.model, "altgd")[0]
-    with contextlib.redirect_stdout(io.StringIO()):
-        _, _, stats = sweep.run_part(config, part, sweep.seed_mesh())
-    return stats
+    mesh = sweep.seed_mesh()
+    layout = sweep.run_layout(num_seeds, mesh.shape[sweep.SEED_AXIS], group)
+    start = time.perf_counter()
+    programs = sweep.compile_cell(part.cell, mesh, layout)
+    compile_seconds = time.perf_counter() - start
+    runs = jax.sharding.NamedSharding(mesh, jax.P(sweep.SEED_AXIS))
+    keys = jax.device_put(sweep.seed_keys(0, np.arange(layout.padded)), runs)
+    lrs = jax.device_put(np.full(layout.padded, single.optimizer.lr, np.float32), runs)
+    carry = programs.start(keys, lrs)[0]
+    carry, logged = programs.advance(carry, jnp.int32(0), lrs)
+    jax.block_until_ready(logged)
+    start = time.perf_counter()
+    for chunk in range(1, chunks + 1):
+        carry, logged = programs.advance(carry, jnp.int32(chunk), lrs)
+        jax.device_get(logged)  # what the runner does after every chunk
+    seconds = time.perf_counter() - start
+    return {"seed_steps_per_s": num_seeds * chunks * steps / seconds, "group": layout.group,
+            "padded_runs": layout.padded, "compile_seconds": compile_seconds,
+            "program_memory_bytes": programs.memory}
 
 
 def main() -> None:

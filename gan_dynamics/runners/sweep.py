@@ -1,22 +1,29 @@
 """Many-seed sweeps of the synthetic manifold experiments (Fedus et al. 2018, Sec. 4.4).
 
 Fig. 10 sweeps the learning rate at fixed d, Fig. 11 the dimension d at fixed learning
-rate, each point averaged over 1000 seeds. Here one (model, optimizer) cell is one
-compiled program: `jit(vmap_seed(vmap_lr(train)))` with `train` from
-`synthetic_run.make_train` (a scan over all steps) and the learning rate traced, so a
-whole lr grid compiles once; a dimension changes shapes, so the d sweep compiles one
-program per d and vmaps over seeds only. The seed axis is sharded over every device of a
-one-axis mesh (`NamedSharding`, axis "seeds"); seeds run in chunks of `chunk_seeds` so
-that memory stays bounded whatever the number of seeds. Run i uses
+rate, each point averaged over 1000 seeds. A (model, optimizer) cell is one part (lr
+sweep: every (seed, lr) pair is a run, the lr traced) or one part per d (shapes change).
+A part compiles two programs, `start` and `advance` (`compile_cell`), and runs as chunks
+of steps: `advance` moves every run `config.chunk_steps` steps (0: about 100 chunks), the
+carry staying on the devices between chunks, sharded over the one-axis mesh "seeds".
+Inside a device its runs go in groups of at most `config.chunk_seeds`, each group
+vmapped, one group after another (`lax.map` batches), so the step's working set is one
+group's whatever the number of seeds (docs/sweeps.md: throughput and memory). Run i uses
 `synthetic_run.seed_key(config.seed, i)`, so any cell of a sweep equals the single run
 with `seed_index = i`.
 
-`run(config, workdir)` is the runner "sweep". Per cell it writes
-`<model>__<optimizer>.npz` with `values` (seed, lr|d, time, metric) and `reference`
-(seed, lr|d, metric: errors of a fresh random generator), and
-`<model>__<optimizer>.json` naming the axes and their coordinates; `summary.json` holds,
-per cell and sweep value, the final errors' mean with a 95% bootstrap interval, median
-and the fraction of diverged (non-finite) runs. `experiments/plots.py` draws them.
+`run(config, workdir)` is the runner "sweep". After every chunk it prints seed-steps/s,
+the mean current error and an ETA and writes the curves so far to
+`progress/<part>.npz`; every `config.checkpoint_every` chunks, and on SIGTERM/SIGINT
+(then it exits with 128 + signal), it saves the carry with Orbax in
+`checkpoints/<part>/`. Rerunning the command skips finished cells, resumes an
+interrupted one (bit for bit) and refuses settings that differ from the saved ones,
+naming them. Per finished cell it writes `<model>__<optimizer>.npz` with `values` (seed,
+lr|d, time, metric) and `reference` (seed, lr|d, metric: errors of a fresh random
+generator), and `<model>__<optimizer>.json` naming the axes and their coordinates, with
+the cell's settings, time and memory; `summary.json` holds, for every finished cell in
+the workdir and sweep value, the final errors' mean with a 95% bootstrap interval,
+median and the fraction of diverged (non-finite) runs. `experiments/plots.py` draws them.
 """
 
 from __future__ import annotations
@@ -576,12 +583,32 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             os.remove(started)
             summary = collect_summary(workdir, config, mesh.shape[SEED_AXIS])
             print(format_cell(summary["cells"][name], config.sweep), flush=True)
+            print(format_memory(name, axes["stats"]), flush=True)
             with open(os.path.join(workdir, "summary.json"), "w") as f:
                 json.dump(summary, f, indent=1)
     summary = collect_summary(workdir, config, mesh.shape[SEED_AXIS])
     with open(os.path.join(workdir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
+    for leftover in ("progress", "checkpoints"):
+        path = os.path.join(workdir, leftover)
+        if os.path.isdir(path) and not os.listdir(path):
+            os.rmdir(path)
     return summary
+
+
+def format_memory(name: str, stats: dict[str, Any]) -> str:
+    """Peak host RSS, the device's peak (where it reports one) and the chunk program's
+    memory (XLA's memory_analysis: arguments, outputs, temporaries), per part."""
+    parts = stats.items() if "runs" not in stats else [(name, stats)]
+    lines = []
+    for part, s in parts:
+        program = sum(s["program_memory_bytes"].values()) / 2**20
+        device = (f", device peak {s['peak_device_mb']:.0f} MB"
+                  if s.get("peak_device_mb") is not None else "")
+        lines.append(f"{part}: memory: host peak RSS {s['peak_host_rss_mb']:.0f} MB{device}, "
+                     f"chunk program {program:.2f} MB ({s['runs']} runs in groups of "
+                     f"{s['group']})")
+    return "\n".join(lines)
 
 
 def format_cell(cell: dict[str, Any], sweep: str, metric: str = "param_error") -> str:
