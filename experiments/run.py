@@ -263,6 +263,10 @@ def main(argv: Sequence[str]) -> int:
     except UserError as err:
         return errors.report(err, debug)
     except signals.Stopped as stop:
+        if _AS_SCRIPT:
+            # Saved and stopping: a scheduler's later SIGTERM (sent to every process of
+            # a multi-process run) must not kill the shutdown of JAX's distributed runtime.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         sys.stderr.write(f"{stop}\n")
         return stop.exit_code
     except KeyboardInterrupt:
@@ -271,9 +275,10 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
+_AS_SCRIPT = False  # main() called from the command line, not from a test
+
 if __name__ == "__main__":
+    _AS_SCRIPT = True
     status = main(sys.argv)
-    # Stopping or done: a scheduler's later SIGTERM (sent to every process of a
-    # multi-process run) must not kill the shutdown of JAX's distributed runtime.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # done: shutting down
     sys.exit(status)

@@ -110,12 +110,11 @@ class StopRequests:
         return self
 
     def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
+        # The watcher first, the handlers last: until the previous handlers are back, a
+        # late signal (a scheduler's second SIGTERM) only sets `.received`.
         if self._pipe is not None:
-            signal.set_wakeup_fd(self._previous_wakeup)
             reader, writer = self._pipe
+            signal.set_wakeup_fd(self._previous_wakeup)
             try:
                 writer.send(b"\0")  # wakes the watcher, which then returns
             except OSError:
@@ -124,6 +123,9 @@ class StopRequests:
             reader.close()
             writer.close()
             self._pipe = None
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
 
     # -- the two halves of a signal -----------------------------------------------------
 
