@@ -107,7 +107,8 @@ def diagnose(args: argparse.Namespace) -> list[str]:
     for step in steps:
         state = start if step == 0 else image_run.restore_state(args.workdir, step, exp, config)
         print(f"Diagnosing step {step} ({jax.device_count()} device(s))...", flush=True)
-        result = diagnostics.compute(state, start=None if step == 0 else start)
+        result = diagnostics.compute(state, start=None if step == 0 else start,
+                                     progress=lambda part: print(f"  {part}...", flush=True))
         result = {"step": step, "batch_size": int(batch.shape[0]),
                   "options": options._asdict(), **result}
         path = os.path.join(out_dir, f"step_{step:08d}.json")

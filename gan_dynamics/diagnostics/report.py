@@ -139,11 +139,16 @@ class PointDiagnostics:
             game_fn(end), (start.params_x, start.params_y), (end.params_x, end.params_y),
             alphas))
 
-    def compute(self, state: Any, start: Any = None) -> dict[str, Any]:
-        """Every diagnostic at `state`; the path-angle from `start` when given."""
+    def compute(self, state: Any, start: Any = None,
+                progress: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
+        """Every diagnostic at `state`; the path-angle from `start` when given.
+
+        `progress(name)` is called before each part (e.g. `print`).
+        """
         o = self.options
         out: dict[str, Any] = {}
         timings: dict[str, float] = {}
+        say = progress or (lambda name: None)
         n_x = int(ravel_pytree(state.params_x)[0].shape[0])
         n_y = int(ravel_pytree(state.params_y)[0].shape[0])
         f, g, vnorm = self._losses(state)
@@ -151,6 +156,7 @@ class PointDiagnostics:
         jvps = 0
         eigs: dict[str, Any] = {}
         for which in o.which:
+            say(f"eigenvalues ({which})")
             t0 = time.perf_counter()
             r = jax.device_get(self._eig(state, spectrum.criterion_index(which)))
             timings[f"eig_{which}"] = time.perf_counter() - t0
@@ -161,6 +167,7 @@ class PointDiagnostics:
             jvps += int(r.matvecs)
         out["eigenvalues"] = eigs
         if o.hessian:
+            say("player Hessians")
             t0 = time.perf_counter()
             h = jax.device_get(self._hessian(state))
             timings["hessian"] = time.perf_counter() - t0
@@ -170,6 +177,7 @@ class PointDiagnostics:
                               "converged": bool(h["converged"]), "jvps": int(h["jvps"])}
             jvps += int(h["jvps"])
         if o.decomposition:
+            say("symmetric/antisymmetric parts")
             t0 = time.perf_counter()
             d = jax.device_get(self._decomposition(state))
             timings["decomposition"] = time.perf_counter() - t0
@@ -191,6 +199,7 @@ class PointDiagnostics:
                             **exact}
         if o.cgd_system and self.step_sizes is not None:
             eta_x, eta_y, system = self.step_sizes(state)
+            say("CGD system")
             t0 = time.perf_counter()
             c = jax.device_get(self._cgd(state, eta_x, eta_y, system))
             timings["cgd_system"] = time.perf_counter() - t0
@@ -200,6 +209,7 @@ class PointDiagnostics:
                 "cond": _float(c["cgd_cond"]), "converged": bool(c["converged"]),
                 "mixed_products": int(c["jvps"])}
         if start is not None and o.path_points:
+            say("path-angle")
             t0 = time.perf_counter()
             p = jax.device_get(self._path(start, state))
             timings["path_angle"] = time.perf_counter() - t0
