@@ -86,6 +86,13 @@ def main() -> None:
     t_prod = median_time(lambda: product(lin, v0), args.repeats)
     print(f"n = {n} parameters; gradient {t_grad * 1e3:.1f} ms, product {t_prod * 1e3:.1f} ms "
           f"({t_prod / t_grad:.2f} gradients)", flush=True)
+    result = {
+        "game": "icr_dcgan wgan", "n": n, "batch": args.batch, "k": args.k, "tol": args.tol,
+        "ncv": ncv, "backend": jax.default_backend(), "cpu_count": os.cpu_count(),
+        "machine": platform.machine(), "jax": jax.__version__,
+        "gradient_s": t_grad, "product_s": t_prod, "product_in_gradients": t_prod / t_grad,
+    }
+    write(result, args.out)  # the timings survive an interrupted comparison
 
     solve = jax.jit(lambda lin, v: spectrum.krylov_schur(
         lin, v, k=args.k, which="LM", ncv=ncv, tol=args.tol, max_restarts=300))
@@ -122,11 +129,7 @@ def main() -> None:
           f"{args.tol}, ncv {ncv}, {jax.default_backend()} ({os.cpu_count()} cores)")
     for name, value, note in rows:
         print(f"  {name:<36} {value:>10}  {note}")
-    result = {
-        "game": "icr_dcgan wgan", "n": n, "batch": args.batch, "k": args.k, "tol": args.tol,
-        "ncv": ncv, "backend": jax.default_backend(), "cpu_count": os.cpu_count(),
-        "machine": platform.machine(), "jax": jax.__version__,
-        "gradient_s": t_grad, "product_s": t_prod, "product_in_gradients": t_prod / t_grad,
+    result.update({
         "ours": {"products": int(ours.matvecs), "restarts": int(ours.restarts),
                  "seconds": t_ours, "compile_seconds": t_compile,
                  "converged": bool(ours.converged),
@@ -134,11 +137,15 @@ def main() -> None:
         "arpack": {"products": ref.matvecs, "seconds": t_arpack,
                    "eigenvalues_re": b.real.tolist(), "eigenvalues_im": b.imag.tolist()},
         "max_relative_difference": rel,
-    }
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
+    })
+    write(result, args.out)
     print(f"wrote {args.out}")
+
+
+def write(result: dict, path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
 
 
 if __name__ == "__main__":
