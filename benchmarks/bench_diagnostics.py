@@ -31,9 +31,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from gan_dynamics import objectives  # noqa: E402
-from gan_dynamics.diagnostics import field, spectrum  # noqa: E402
-from gan_dynamics.models import registry  # noqa: E402
+from gan_dynamics import objectives
+from gan_dynamics.diagnostics import field, spectrum
+from gan_dynamics.models import registry
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

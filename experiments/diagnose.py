@@ -28,12 +28,13 @@ import glob
 import json
 import os
 import sys
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from gan_dynamics import errors  # noqa: E402
-from gan_dynamics.errors import UserError  # noqa: E402
+from gan_dynamics import errors
+from gan_dynamics.errors import UserError
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -130,8 +131,8 @@ def summary(result: dict[str, Any]) -> str:
     """A few lines of the headline numbers."""
     from gan_dynamics.diagnostics import report
 
-    lines = [f"step {result['step']}: f={result['f']:.4g} g={result['g']:.4g} "
-             f"|v|={result['field_norm']:.3g}  ({result['jvps']} Jacobian-vector products)"]
+    lines = [(f"step {result['step']}: f={result['f']:.4g} g={result['g']:.4g} "
+             f"|v|={result['field_norm']:.3g}  ({result['jvps']} Jacobian-vector products)")]
     for name, value in report.scalars(result).items():
         if name not in ("diag/field_norm", "diag/jvps"):
             lines.append(f"  {name[5:]:>18} = {value:.4g}")
@@ -158,7 +159,7 @@ def plot_path_angle(result: dict[str, Any], path: str) -> None:
     ax_cos.plot(p["alpha"], p["cosine_x"], color="C2", lw=0.8, ls="--", label="generator part")
     ax_cos.plot(p["alpha"], p["cosine_y"], color="C3", lw=0.8, ls=":", label="discriminator part")
     ax_cos.axhline(0, color="k", lw=0.5)
-    ax_cos.set_xlabel("α  (θ = θ0 + α(θ1 − θ0); θ0 step 0, θ1 step %d)" % result["step"])
+    ax_cos.set_xlabel(f"α  (θ = θ0 + α(θ1 − θ0); θ0 step 0, θ1 step {result['step']})")
     ax_cos.set_ylabel("path-angle cosine")
     norm_ax = ax_cos.twinx()
     norm_ax.semilogy(p["alpha"], p["field_norm"], color="C1", label="‖v‖")
@@ -238,7 +239,7 @@ def plot_over_checkpoints(out_dir: str) -> list[str]:
     return written
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     from absl import logging

@@ -19,7 +19,14 @@ import numpy as np
 import pytest
 
 from gan_dynamics import objectives, toy_games
-from gan_dynamics.diagnostics import analysis, field, hooks, path_angle, report, spectrum
+from gan_dynamics.diagnostics import (
+    analysis,
+    field,
+    hooks,
+    path_angle,
+    report,
+    spectrum,
+)
 from gan_dynamics.errors import UserError
 
 
@@ -34,11 +41,11 @@ def _match(found, expected, atol):
 
 
 TOY_CASES = [
-    ("bilinear", dict(dim=3, alpha=1.5, x0=0.3, y0=-0.2)),
-    ("icr_quadratic", dict()),
-    ("dirac_gan", dict(r1_gamma=0.3)),
-    ("dirac_gan", dict(loss="non_saturating", theta0=0.7, psi0=-0.4)),
-    ("covariance", dict(dim=3)),
+    ("bilinear", {"dim": 3, "alpha": 1.5, "x0": 0.3, "y0": -0.2}),
+    ("icr_quadratic", {}),
+    ("dirac_gan", {"r1_gamma": 0.3}),
+    ("dirac_gan", {"loss": "non_saturating", "theta0": 0.7, "psi0": -0.4}),
+    ("covariance", {"dim": 3}),
 ]
 
 
@@ -75,7 +82,7 @@ def test_decomposition_equals_dense_on_toy_games(x64, name, kwargs):
 
 
 def test_hutchinson_estimates_the_frobenius_norms(x64):
-    game, px, py = _toy("covariance", dict(dim=4))
+    game, px, py = _toy("covariance", {"dim": 4})
     expected = analysis.dense_decomposition_norms(toy_games.field_jacobian(game, px, py))
     got = analysis.decomposition_norms(game, px, py, num_samples=4000, spectral=False)
     for key in ("sym_fro", "antisym_fro"):
@@ -84,7 +91,7 @@ def test_hutchinson_estimates_the_frobenius_norms(x64):
 
 
 def test_bilinear_game_is_pure_rotation(x64):
-    game, px, py = _toy("bilinear", dict(dim=2, alpha=2.0))
+    game, px, py = _toy("bilinear", {"dim": 2, "alpha": 2.0})
     n = 4
     result = analysis.field_spectrum(game, px, py, k=n, which="LM", ncv=n, tol=1e-12)
     _match(result.eigenvalues, [2j, 2j, -2j, -2j], 1e-10)
@@ -134,7 +141,7 @@ def _mlp_gan(loss: str, penalty=None):
     real = jax.random.normal(kr, (16, 2)) * 0.5 + 1.0
     z = jax.random.normal(kz, (16, 3))
     # flax creates float32 parameters whatever the x64 setting: compare in float64
-    to64 = lambda tree: jax.tree.map(lambda a: a.astype(jnp.float64), tree)  # noqa: E731
+    to64 = lambda tree: jax.tree.map(lambda a: a.astype(jnp.float64), tree)
     px = to64(gen.init(kx, z)["params"])
     py = to64(disc.init(ky, real)["params"])
     game = objectives.make_gan_game(
@@ -156,8 +163,8 @@ def test_arnoldi_equals_dense_on_mlp_gan(x64, loss, penalty):
     dense = np.linalg.eigvals(np.asarray(field.dense_jacobian(fg)))
     k = 6
     for which in ("LM", "LR"):
-        result = jax.jit(lambda a, b: analysis.field_spectrum(
-            game, a, b, k=k, which=which, ncv=20, tol=1e-12, max_restarts=300))(px, py)
+        result = jax.jit(lambda a, b, w=which: analysis.field_spectrum(
+            game, a, b, k=k, which=w, ncv=20, tol=1e-12, max_restarts=300))(px, py)
         assert bool(result.converged), which
         # the k-th and (k+1)-th may be a conjugate pair: compare the first k-1
         _match(result.eigenvalues, spectrum.select(dense, k - 1, which), 1e-8)
@@ -263,8 +270,8 @@ def test_krylov_schur_restarts_on_a_large_random_matrix(x64):
     aj = jnp.asarray(a)
     dense = np.linalg.eigvals(a)
     for which in ("LR",):
-        result = jax.jit(lambda v: spectrum.krylov_schur(
-            lambda u: aj @ u, v, k=6, which=which, ncv=20, tol=1e-10, max_restarts=200))(
+        result = jax.jit(lambda v, w=which: spectrum.krylov_schur(
+            lambda u: aj @ u, v, k=6, which=w, ncv=20, tol=1e-10, max_restarts=200))(
             jnp.asarray(rng.standard_normal(n)))
         assert bool(result.converged) and int(result.restarts) > 0
         _match(result.eigenvalues, spectrum.select(dense, 5, which), 1e-8)

@@ -25,7 +25,7 @@ three gradient evaluations (measured in benchmarks/bench_diagnostics.py).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -45,8 +45,8 @@ def _start(key: Array, n: int, dtype) -> Array:
 
 def field_spectrum(
     game: Game, params_x: Params, params_y: Params, *, k: int, which: str = "LM",
-    ncv: Optional[int] = None, tol: float = 1e-6, max_restarts: int = 100,
-    key: Optional[Array] = None,
+    ncv: int | None = None, tol: float = 1e-6, max_restarts: int = 100,
+    key: Array | None = None,
 ) -> spectrum.EigResult:
     """The k eigenvalues of J at (x, y) wanted by `which` ("LM", "LR", "SR", "LI")."""
     fg = field_lib.flat_game(game, params_x, params_y)
@@ -73,8 +73,8 @@ def field_norm(game: Game, params_x: Params, params_y: Params) -> Array:
 
 
 def player_curvature(
-    game: Game, params_x: Params, params_y: Params, *, k: int = 2, ncv: Optional[int] = None,
-    tol: float = 1e-6, max_restarts: int = 100, key: Optional[Array] = None,
+    game: Game, params_x: Params, params_y: Params, *, k: int = 2, ncv: int | None = None,
+    tol: float = 1e-6, max_restarts: int = 100, key: Array | None = None,
 ) -> dict[str, Array]:
     """Extreme eigenvalues of ∇²xx f and ∇²yy g ("BE": k/2 from each end, k >= 2).
 
@@ -128,8 +128,8 @@ def classify_point(hess_x_min: float, hess_x_max: float, hess_y_min: float,
 
 def decomposition_norms(
     game: Game, params_x: Params, params_y: Params, *, num_samples: int = 16,
-    exact: bool = False, spectral: bool = True, ncv: Optional[int] = None, tol: float = 1e-4,
-    max_restarts: int = 100, key: Optional[Array] = None,
+    exact: bool = False, spectral: bool = True, ncv: int | None = None, tol: float = 1e-4,
+    max_restarts: int = 100, key: Array | None = None,
 ) -> dict[str, Array]:
     """Norms of S = (J + Jᵀ)/2 and A = (J − Jᵀ)/2 (Balduzzi et al. 2018).
 
@@ -143,8 +143,8 @@ def decomposition_norms(
     fg = field_lib.flat_game(game, params_x, params_y)
     _, jvp = field_lib.linearize_field(fg)
     vjp = field_lib.transpose_map(jvp, fg.z)
-    sym = lambda u: 0.5 * (jvp(u) + vjp(u))  # noqa: E731
-    anti = lambda u: 0.5 * (jvp(u) - vjp(u))  # noqa: E731
+    sym = lambda u: 0.5 * (jvp(u) + vjp(u))
+    anti = lambda u: 0.5 * (jvp(u) - vjp(u))
     key = jax.random.key(2) if key is None else key
     probe_key, s_key, a_key = jax.random.split(key, 3)
     if exact:
@@ -215,8 +215,8 @@ def cgd_system_map(game: Game, params_x: Params, params_y: Params, eta_x: Any, e
 
 def cgd_system_spectrum(
     game: Game, params_x: Params, params_y: Params, eta_x: Any, eta_y: Any, *,
-    system: str = "x", ncv: Optional[int] = None, tol: float = 1e-4,
-    max_restarts: int = 100, key: Optional[Array] = None,
+    system: str = "x", ncv: int | None = None, tol: float = 1e-4,
+    max_restarts: int = 100, key: Array | None = None,
 ) -> dict[str, Array]:
     """Extreme eigenvalues (zero-sum) or singular values (general-sum) of CGD's matrix.
 

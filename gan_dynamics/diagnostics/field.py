@@ -26,7 +26,8 @@ Second-derivative products treat the game's aux (batch statistics) as constants
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -116,9 +117,9 @@ def player_hessians(game: Game, params_x: Params, params_y: Params):
     """
     x0, unravel_x = ravel_pytree(params_x)
     y0, unravel_y = ravel_pytree(params_y)
-    grad_f = lambda x: ravel_pytree(  # noqa: E731
+    grad_f = lambda x: ravel_pytree(
         jax.grad(lambda px: game.losses(px, params_y)[0][0])(unravel_x(x)))[0].astype(x.dtype)
-    grad_g = lambda y: ravel_pytree(  # noqa: E731
+    grad_g = lambda y: ravel_pytree(
         jax.grad(lambda py: game.losses(params_x, py)[0][1])(unravel_y(y)))[0].astype(y.dtype)
     _, hxx = jax.linearize(grad_f, x0)
     _, hyy = jax.linearize(grad_g, y0)

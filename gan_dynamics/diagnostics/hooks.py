@@ -11,7 +11,8 @@ system's condition number (`report.PointDiagnostics`) on one fixed batch, and re
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import ml_collections

@@ -17,7 +17,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -58,7 +59,7 @@ def fixed_game_fn(exp: Any, batch: jax.Array, seed: int) -> Callable[[Any], Game
 
 
 def step_sizes_fn(config: ml_collections.ConfigDict
-                  ) -> Optional[Callable[[Any], tuple[Any, Any, str]]]:
+                  ) -> Callable[[Any], tuple[Any, Any, str]] | None:
     """`state -> (η_x, η_y, system)` for CGD and ACGD runs; None for other optimizers."""
     opt = config.optimizer
     name = opt.get("name")
@@ -80,7 +81,7 @@ def step_sizes_fn(config: ml_collections.ConfigDict
             s: ACGDState = state.opt_state
             count = max(int(s.count), 1)  # a fresh state: the first step's sizes
             correction = float(np.sqrt(1 - beta**count))
-            size = lambda lr, nu: jax.tree.map(  # noqa: E731
+            size = lambda lr, nu: jax.tree.map(
                 lambda n: (lr * correction / (jnp.sqrt(n) + eps)).astype(n.dtype), nu)
             return size(lr_x, s.nu_x), size(lr_y, s.nu_y), _next_system(s.solver, solve)
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -99,7 +100,7 @@ class PointDiagnostics:
     """
 
     def __init__(self, game_fn: Callable[[Any], Game], options: Options,
-                 step_sizes: Optional[Callable[[Any], tuple[Any, Any, str]]] = None):
+                 step_sizes: Callable[[Any], tuple[Any, Any, str]] | None = None):
         check_options(options)
         self.options = options
         self.game_fn = game_fn
@@ -140,7 +141,7 @@ class PointDiagnostics:
             alphas))
 
     def compute(self, state: Any, start: Any = None,
-                progress: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
+                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
         """Every diagnostic at `state`; the path-angle from `start` when given.
 
         `progress(name)` is called before each part (e.g. `print`).

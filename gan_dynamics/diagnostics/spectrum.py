@@ -35,7 +35,8 @@ product: the reference, and a fallback outside jit.
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -125,11 +126,11 @@ def krylov_schur(
     *,
     k: int,
     which: str | Array = "LM",
-    ncv: Optional[int] = None,
+    ncv: int | None = None,
     tol: float = 1e-8,
     max_restarts: int = 100,
     symmetric: bool = False,
-    key: Optional[Array] = None,
+    key: Array | None = None,
 ) -> EigResult:
     """The k eigenvalues of the map `matvec` (n x n, real) wanted by `which`.
 
@@ -234,7 +235,7 @@ def krylov_schur(
         theta, vecs, res = ritz(hess)
         done = is_converged(theta, res) | (s.restarts >= max_restarts)
         new_basis, new_hess, r = restart(basis, hess, vecs)
-        keep = lambda a, b: jnp.where(done, a, b)  # noqa: E731
+        keep = lambda a, b: jnp.where(done, a, b)
         return _State(keep(basis, new_basis), keep(hess, new_hess), keep(s.start, r), count,
                       s.restarts + jnp.where(done, 0, 1), theta.astype(s.theta.dtype), res,
                       done)
@@ -278,12 +279,12 @@ def arpack_eigs(
     *,
     k: int,
     which: str = "LM",
-    ncv: Optional[int] = None,
+    ncv: int | None = None,
     tol: float = 1e-8,
-    v0: Optional[np.ndarray] = None,
+    v0: np.ndarray | None = None,
     symmetric: bool = False,
     dtype=np.float64,
-    maxiter: Optional[int] = None,
+    maxiter: int | None = None,
 ) -> ArpackResult:
     """ARPACK (`eigs`, or `eigsh` when symmetric) on u ↦ A u given as a numpy function.
 
@@ -300,7 +301,7 @@ def arpack_eigs(
 
     op = LinearOperator((n, n), matvec=mv, dtype=dtype)
     m = default_ncv(n, k) if ncv is None else ncv
-    kwargs = dict(k=k, ncv=m, tol=tol, v0=v0, maxiter=maxiter)
+    kwargs = {"k": k, "ncv": m, "tol": tol, "v0": v0, "maxiter": maxiter}
     if symmetric:
         vals = eigsh(op, which=which, return_eigenvectors=False, **kwargs)
         vals = np.real(vals)
