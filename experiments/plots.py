@@ -8,6 +8,17 @@ reference), one panel per model, one line per optimizer:
     python experiments/plots.py --workdir=runs/sweep_manifold_lr [--metric=w2]
 
 writes `<workdir>/sweep_<metric>.png`.
+
+Sample metrics of image runs (Fedus et al. 2018, Figs. 8 and 9): for each model (loss,
+penalty and optimizer, read from each run's config.json) a box over its runs (its
+hyperparameter settings) of the last evaluation of `--metric` (an `eval/` name of
+metrics.jsonl or of an `eval_step_*.json` from experiments/evaluate.py: fid,
+classifier_fid, classifier_is, inception_score, critic, ms_ssim), the best 10 runs as
+black dots and the held-out images' value (`<metric>_test`; 0 for the critic) as a line:
+
+    python experiments/plots.py --workdirs='runs/cifar_*' --metric=fid
+
+writes `sample_<metric>.png` in the common parent of the workdirs (or --out).
 """
 
 from __future__ import annotations
@@ -78,12 +89,106 @@ def plot_sweep(workdir: str, metric: str = "param_error", path: str | None = Non
     return path
 
 
+# Lower is better for distances; for ms_ssim the best is the closest to the test value.
+_LOWER_IS_BETTER = ("fid", "classifier_fid")
+_BEST_SHOWN = 10
+
+
+def model_label(workdir: str) -> str:
+    """'<loss>[+<penalty>] / <optimizer>' from the run's config.json, else the directory's
+    name without its last '_' part."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        return os.path.basename(os.path.normpath(workdir)).rsplit("_", 1)[0]
+    with open(path) as f:
+        config = json.load(f)
+    loss = config["loss"]["name"] + ("" if config["loss"].get("penalty", "none") == "none"
+                                     else "+" + config["loss"]["penalty"])
+    opt = config["optimizer"]
+    name = opt["name"]
+    if name == "altgd":
+        name = f"{opt.get('transform_x', {}).get('name', 'sgd')} (n_disc={opt.get('n_disc', 1)})"
+    return f"{loss} / {name}"
+
+
+def last_evaluation(workdir: str, metric: str) -> tuple[float, float | None] | None:
+    """(value, test reference) of the run's last evaluation that has `metric`."""
+    from gan_dynamics.metrics.evaluate import read_evals
+
+    evals = read_evals(workdir)
+    steps = [s for s in sorted(evals) if metric in evals[s]]
+    if not steps:
+        return None
+    row = evals[steps[-1]]
+    return row[metric], (0.0 if metric == "critic" else row.get(f"{metric}_test"))
+
+
+def plot_sample_metric(patterns: str, metric: str, path: str | None = None) -> str:
+    """One box per model over its runs' final `metric`, best runs as dots, test line."""
+    import glob
+
+    import numpy as np
+
+    workdirs = sorted({d for p in patterns.split(",") for d in glob.glob(p) if os.path.isdir(d)})
+    groups: dict[str, list[float]] = {}
+    references = []
+    for workdir in workdirs:
+        found = last_evaluation(workdir, metric)
+        if found is None:
+            continue
+        groups.setdefault(model_label(workdir), []).append(found[0])
+        if found[1] is not None:
+            references.append(found[1])
+    if not groups:
+        raise UserError(f"No run matching {patterns!r} has an evaluation of {metric!r}: train "
+                        "with config.eval.metrics set, or run experiments/evaluate.py "
+                        f"--workdir=<run> --metrics={metric} first.")
+    reference = float(np.mean(references)) if references else None
+    labels = sorted(groups)
+    fig, ax = plt.subplots(figsize=(1.6 * len(labels) + 2, 4))
+    ax.boxplot([groups[k] for k in labels], whis=(0, 100))
+    for i, label in enumerate(labels, start=1):
+        values = np.asarray(groups[label])
+        if metric in _LOWER_IS_BETTER:
+            order = np.argsort(values)
+        elif metric == "ms_ssim" and reference is not None:
+            order = np.argsort(np.abs(values - reference))
+        else:
+            order = np.argsort(-values)
+        best = values[order[:_BEST_SHOWN]]
+        ax.plot(np.full(len(best), i), best, "k.", ms=6)
+    if reference is not None:
+        ax.axhline(reference, color="tab:red", ls="--", label="held-out data")
+        ax.legend(fontsize=8)
+    ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(metric + (" (negative Wasserstein)" if metric == "critic" else ""))
+    ax.set_title(f"{metric}: {sum(len(v) for v in groups.values())} runs, best "
+                 f"{_BEST_SHOWN} per model as dots", fontsize=9)
+    fig.tight_layout()
+    path = path or os.path.join(os.path.commonpath(workdirs) if len(workdirs) > 1
+                                else os.path.dirname(workdirs[0]), f"sample_{metric}.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workdir", required=True, help="A sweep's output directory.")
-    parser.add_argument("--metric", default="param_error", choices=("param_error", "w2"))
+    parser.add_argument("--workdir", help="A sweep's output directory.")
+    parser.add_argument("--workdirs", help="Image runs: comma-separated glob patterns.")
+    parser.add_argument("--metric", default=None,
+                        help="Sweeps: param_error (default) or w2. Image runs: an eval name.")
+    parser.add_argument("--out", default=None, help="Output PNG (image runs).")
     args = parser.parse_args()
-    print(plot_sweep(args.workdir, args.metric))
+    if bool(args.workdir) == bool(args.workdirs):
+        raise UserError("Pass --workdir=<sweep> or --workdirs='<runs glob>', one of them.")
+    if args.workdirs:
+        print(plot_sample_metric(args.workdirs, args.metric or "fid", args.out))
+        return
+    metric = args.metric or "param_error"
+    if metric not in ("param_error", "w2"):
+        raise UserError(f"--metric={metric} of a sweep must be param_error or w2.")
+    print(plot_sweep(args.workdir, metric))
 
 
 if __name__ == "__main__":

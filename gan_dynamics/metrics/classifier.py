@@ -31,6 +31,7 @@ gradients are slow; XLA's native convolution on accelerators).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -215,9 +216,15 @@ def train(module: nn.Module, source: ImageSource, options: ClassifierOptions, *,
     return params
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _apply(module: nn.Module, params: Any, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return module.apply({"params": params}, x)
+
+
 def apply_fn(module: nn.Module, params: Any) -> Callable[[jax.Array], tuple[jax.Array, jax.Array]]:
-    """Jitted images (B, H, W, C) in [-1, 1] -> (logits (B, classes), features (B, d))."""
-    return jax.jit(lambda x: module.apply({"params": params}, x))
+    """Images (B, H, W, C) in [-1, 1] -> (logits (B, classes), features (B, d)), jitted
+    once per module and shape (parameters are an argument, not a constant)."""
+    return functools.partial(_apply, module, params)
 
 
 def logits_and_features(classifier: Classifier, images: np.ndarray,

@@ -109,16 +109,19 @@ def train_critic(key: jax.Array, real: jax.Array, fake: jax.Array,
     return params, losses
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _apply(width: int, params, x: jax.Array) -> jax.Array:
+    return Critic(width).apply({"params": params}, x)
+
+
 def negative_wasserstein(params, real: jax.Array, fake: jax.Array,
                          options: CriticOptions = CriticOptions(),
                          batch_size: int = 500) -> float:
     """E_fake D - E_real D of a trained critic over all of `real` and `fake`."""
-    apply = jax.jit(lambda x: Critic(options.width).apply({"params": params}, x))
-
     def mean_value(images):
         total = 0.0
         for start in range(0, images.shape[0], batch_size):
-            total += float(jnp.sum(apply(images[start:start + batch_size])))
+            total += float(jnp.sum(_apply(options.width, params, images[start:start + batch_size])))
         return total / images.shape[0]
 
     return mean_value(fake) - mean_value(real)

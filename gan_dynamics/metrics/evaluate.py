@@ -14,8 +14,8 @@ Metrics (Fedus et al. 2018, Sec. 5; docs/metrics.md) and the names they log:
   critic           independent Wasserstein critic (`critic`): `critic` = E_fake D -
                    E_real D on held-out pairs it was not trained on (about -W_1; higher
                    is better, 0 for the data distribution).
-  ms_ssim          diversity (`ms_ssim`, small-image form): `ms_ssim` of sample pairs and
-                   `ms_ssim_test` of held-out real pairs (compare the two).
+  ms_ssim          diversity (`ms_ssim`, small-image form): `ms_ssim` of sample pairs
+                   (compare with `ms_ssim_test`).
   inception_score  ImageNet Inception Score (`inception`, `scores`): `inception_score`,
                    `inception_score_std`. Needs the converted Inception weights.
   fid              FID against the training split's Inception statistics: `fid`.
@@ -25,8 +25,12 @@ evaluation, so changes between steps are the generator's). Held-out real images 
 from `config.eval.split` (default 'test', never read by training: for the offline digit
 sets the fixed 10% of `data.images`), in a fixed shuffled order, at most `num_samples`
 of them: the critic trains on the first half of them and of the samples and is
-evaluated on the second halves; `ms_ssim_test` pairs them. FID references (whole
-training split) are cached (`scores.reference_statistics`).
+evaluated on the second halves. FID references (whole training split) are cached
+(`scores.reference_statistics`).
+
+Every evaluation also reports the held-out images' own values, `<name>_test`
+(`classifier_is_test`, `classifier_fid_test`, `ms_ssim_test`, ...; the same at every step):
+the level real data reaches with as many images, Fedus et al.'s "test set" reference.
 """
 
 from __future__ import annotations
@@ -106,7 +110,7 @@ class Evaluator:
     classifier_reference: Optional[tuple[np.ndarray, np.ndarray]] = None
     inception: Optional[Callable[[Any], tuple[jax.Array, jax.Array]]] = None
     inception_reference: Optional[tuple[np.ndarray, np.ndarray]] = None
-    ms_ssim_test: Optional[float] = None
+    reference: dict[str, float] = dataclasses.field(default_factory=dict)  # <name>_test
 
     def samples(self, generate: Callable[[jax.Array], jax.Array]) -> np.ndarray:
         """Images of the fixed latents, generated `batch_size` at a time."""
@@ -142,8 +146,7 @@ class Evaluator:
                 self.heldout[real_half:], images[fake_half:], self.critic_options)
         if "ms_ssim" in m:
             out["ms_ssim"] = ms_ssim_lib.mean_pairwise_ms_ssim(images)
-            out["ms_ssim_test"] = self.ms_ssim_test
-        return out
+        return {**out, **self.reference}
 
     def __call__(self, generate: Callable[[jax.Array], jax.Array]) -> dict[str, float]:
         return self.score(self.samples(generate))
@@ -230,8 +233,12 @@ def make_evaluator(config: ml_collections.ConfigDict, exp: Any, *,
             ev.inception_reference = scores.reference_statistics(
                 train_source, config.data.split, "inception_pool3",
                 lambda x: np.asarray(extractor(x)[0]), batch_size=batch_size)
-    if "ms_ssim" in metrics:
-        ev.ms_ssim_test = ms_ssim_lib.mean_pairwise_ms_ssim(heldout)
+    # The held-out images' own values: the reference lines of plots. The critic's is 0 by
+    # construction, and it is left out.
+    ev.metrics = tuple(n for n in metrics if n != "critic")
+    ev.reference = {f"{k}_test": v for k, v in ev.score(heldout).items()
+                    if not k.endswith("_std")}
+    ev.metrics = metrics
     return ev
 
 
