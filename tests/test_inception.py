@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 def _import_pytorch_fid():
     spec = importlib.util.find_spec("torchvision")
     if spec is None:
-        pytest.skip("torchvision is not installed")
+        pytest.skip("torchvision is not installed", allow_module_level=True)
     try:  # torchvision's compiled ops, when they were built for this torch
         torch.ops.load_library(glob.glob(os.path.join(os.path.dirname(spec.origin), "_C*.so"))[0])
     except (OSError, RuntimeError, IndexError):
@@ -204,3 +204,17 @@ def test_missing_weights_message_names_url_and_command(tmp_path):
 def test_converter_rejects_a_state_dict_of_another_network(tmp_path):
     with pytest.raises(UserError, match="do not fit the FID Inception"):
         convert_inception.save_npz({"fc.weight": torch.zeros(3, 2)}, str(tmp_path / "x.npz"))
+
+
+@pytest.mark.slow
+def test_convert_command_writes_the_npz_load_params_reads(reference, tmp_path, capsys):
+    _, state, _ = reference
+    pth, npz = str(tmp_path / "weights.pth"), str(tmp_path / "out" / "weights.npz")
+    torch.save(state, pth)
+    assert convert_inception.main([pth, npz]) == 0
+    assert npz in capsys.readouterr().out
+    params = inception.load_params(npz)
+    expected = inception.params_from_state_dict(convert_inception.state_dict_to_numpy(state))
+    jax.tree.map(np.testing.assert_array_equal, params, expected)
+    assert convert_inception.main([str(tmp_path / "absent.pth"), npz]) == 2
+    assert inception.WEIGHTS_URL in capsys.readouterr().err
