@@ -23,7 +23,8 @@ the paper (1000 seeds x 200k iterations, n_disc = 5) per learning rate.
 
     python benchmarks/bench_sweep.py [--seeds=10,100,1000,10000] [--steps=20] [--group=128]
 
-Writes benchmarks/results/bench_sweep.json; takes ~5-8 min on 2 shared CPU cores.
+Writes benchmarks/results/bench_sweep.json; took 18 min on 2 cores shared with other jobs
+(load average 20-24).
 """
 
 from __future__ import annotations

@@ -43,7 +43,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -139,21 +138,22 @@ def exclusive_times(events: list[dict[str, Any]]) -> dict[str, tuple[float, int]
         if e.get("ph") == "X" and "dur" in e:
             by_thread[(e.get("pid"), e.get("tid"))].append(e)
     totals: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0])
+    def close(stack: list[list[Any]]) -> None:
+        event, children = stack.pop()
+        totals[event["name"]][0] += event["dur"] - children
+        totals[event["name"]][1] += 1
+        if stack:
+            stack[-1][1] += event["dur"]
+
     for thread in by_thread.values():
         thread.sort(key=lambda e: (e["ts"], -e["dur"]))
-        stack: list[list[Any]] = []  # [event, child time]
-        def close(entry):
-            event, children = entry
-            totals[event["name"]][0] += event["dur"] - children
-            totals[event["name"]][1] += 1
-            if stack:
-                stack[-1][1] += event["dur"]
+        stack: list[list[Any]] = []  # [event, time of its children]
         for e in thread:
             while stack and stack[-1][0]["ts"] + stack[-1][0]["dur"] <= e["ts"]:
-                close(stack.pop())
+                close(stack)
             stack.append([e, 0.0])
         while stack:
-            close(stack.pop())
+            close(stack)
     return {name: (t, int(c)) for name, (t, c) in totals.items()}
 
 
