@@ -11,7 +11,8 @@ boundary, exit with the status a scheduler expects.
         sys.exit(stop.exit_code())                # 128 + signal number (SIGTERM: 143)
 
 - The first SIGTERM or SIGINT sets `.received` (the signal number). The acknowledgement
-  ("SIGTERM received: saving a checkpoint after step 12") is written to stderr at once,
+  ("SIGTERM received during step 12: saving a checkpoint at the next step boundary") is
+  written to stderr at once,
   even while the main thread sits in a compile or a device wait: Python runs its signal
   handlers only between bytecodes of the main thread, so the C-level handler's wakeup
   byte (`signal.set_wakeup_fd`) wakes a small watcher thread that writes it.
@@ -136,8 +137,9 @@ class StopRequests:
             _write_stderr(f"\n{name} received again: stopping now without saving.\n")
         elif first:
             step = "the current step" if self.step is None else f"step {self.step}"
+            where = "" if self.step is None else f" during step {self.step}"
             hint = "; press Ctrl-C again to stop without saving" if signum == signal.SIGINT else ""
-            _write_stderr(f"\n{name} received: {self.action.format(step=step)}{hint}.\n")
+            _write_stderr(f"\n{name} received{where}: {self.action.format(step=step)}{hint}.\n")
         else:
             _write_stderr(f"\n{name} received: already stopping.\n")
 
@@ -203,9 +205,8 @@ class StopRequests:
         if signum and self.received is None:
             self.received = signum
             self.from_peer = True
-            step = "the current step" if self.step is None else f"step {self.step}"
             _write_stderr(f"Another process received {signal.Signals(signum).name}: "
-                          f"{self.action.format(step=step)}.\n")
+                          f"stopping with it after step {step + 1}.\n")
         return signum or None
 
 

@@ -9,8 +9,13 @@ The config and its builders are in `train_config.py`, the state and jitted step 
 requests in `gan_dynamics.signals`, the files a run writes in `gan_dynamics.outputs`;
 this module is the loop.
 
-- The loop reads the batches of step s by index (`data.images.device_batches`: a pure
-  function of seed and step), so data order does not depend on where a run was resumed.
+- The batches of step s are a pure function of seed and step (`data.images.batches`),
+  read ahead by `data.loader` (a grain dataset over step numbers, worker processes
+  optional) and sent to the devices a few steps ahead, so data order does not depend on
+  where a run was resumed or on the number of processes.
+- Nothing waits for the device between log steps: the first non-finite step is tracked
+  on the device and read before every log line and every checkpoint, so no checkpoint
+  holds a state that followed a non-finite loss.
   Checkpoints (Orbax) are taken every N steps and when SIGTERM/SIGINT arrives (all
   processes agree on the step); a run restarts from the newest readable one by itself,
   after checking that its config (`DIR/config.json`) describes the same trajectory.
@@ -35,17 +40,18 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
-import math
 import os
 import sys
 import time
 from typing import Any, Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from gan_dynamics import checkpoints, parallel, signals
+from gan_dynamics.data import loader
 from gan_dynamics.errors import NonFiniteLoss, UserError
 from gan_dynamics.outputs import MetricWriter, read_metrics, save_image_grid, save_loss_curves
 from gan_dynamics.runners.train_config import (EVAL_SECTIONS, Experiment, build,
@@ -123,20 +129,24 @@ class Reporter:
         self.last_losses: dict[str, float] = {}
         self.last_eval: dict[str, float] = {}
         self._first_done = None
+        self._first_bad = jnp.asarray(-1, jnp.int32)  # first non-finite step, on the device
+        self._track = jax.jit(lambda bad, f, g, step: jnp.where(
+            (bad < 0) & ~(jnp.isfinite(f) & jnp.isfinite(g)), step, bad))
 
     def losses(self, step: int, metrics: dict[str, Any], ckpt: checkpoints.Checkpoints) -> None:
-        """Check, log and print the losses of step `step` (a line every log_every steps)."""
-        m = {k: float(v) for k, v in jax.device_get(metrics).items() if np.ndim(v) == 0}
-        if not (math.isfinite(m["f"]) and math.isfinite(m["g"])):
-            raise NonFiniteLoss(
-                f"Non-finite loss at step {step} (f={m['f']}, g={m['g']}); stopping. Last "
-                f"good checkpoint: {ckpt.last_good(step)}. Lower the learning rates or add "
-                "a penalty, and start in a fresh --workdir.")
-        self.last_losses = {"step": step, **m}
+        """Track the losses of step `step`; log and print them every log_every steps.
+
+        Between log steps nothing waits for the device: finiteness is tracked on it (the
+        first non-finite step) and read by `check`, before every checkpoint and log line.
+        """
+        self._first_bad = self._track(self._first_bad, metrics["f"], metrics["g"], step)
         done = step + 1
         if not (step == self.start or done % self.config.train.log_every == 0
                 or done == self.num_steps):
             return
+        self.check(ckpt)
+        m = {k: float(v) for k, v in jax.device_get(metrics).items() if np.ndim(v) == 0}
+        self.last_losses = {"step": step, **m}
         self.writer.write(step, m)
         now = time.perf_counter()  # average since the first step (compile excluded)
         if self._first_done is None:
@@ -147,6 +157,15 @@ class Reporter:
         if self.is_main:
             print(f"step {done}/{self.num_steps}  f={m['f']:.4g}  g={m['g']:.4g}  |  {speed}",
                   flush=True)
+
+    def check(self, ckpt: checkpoints.Checkpoints) -> None:
+        """Raise NonFiniteLoss if any step so far had a non-finite loss (waits for it)."""
+        bad = int(jax.device_get(self._first_bad))
+        if bad >= 0:
+            raise NonFiniteLoss(
+                f"Non-finite loss at step {bad} (f or g is NaN or inf); stopping. Last good "
+                f"checkpoint: {ckpt.last_good(bad)}. Lower the learning rates or add a "
+                "penalty, and start in a fresh --workdir.")
 
     def after(self, done: int, state: TrainState, resumed: bool = False) -> None:
         """Evaluation and sample grid of the parameters after `done` steps, when due."""
@@ -198,7 +217,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     hooks = [*configured_eval_hooks(config, exp), *eval_hooks]
     t, batch = config.train, int(config.data.batch_size)
     with contextlib.ExitStack() as stack:
-        stop = stack.enter_context(signals.StopRequests("saving a checkpoint after {step}"))
+        stop = stack.enter_context(signals.StopRequests("saving a checkpoint at the next step boundary"))
         state, abstract = create_state(exp, config.seed, mesh)
         ckpt = stack.enter_context(contextlib.closing(checkpoints.Checkpoints(workdir, t.keep_checkpoints)))
         stack.push(_name_last_checkpoint(ckpt))
@@ -213,16 +232,17 @@ def run(config: ml_collections.ConfigDict, workdir: str,
             print(("Resuming from checkpoint step " if restored is not None else "Training from step ")
                   + f"{start} to {t.num_steps} on {mesh.devices.size} device(s); workdir {workdir}",
                   flush=True)
-        batches = step_batches(exp, start, batch, config.seed, mesh)
-        for step in range(start, t.num_steps):
+        inputs = loader.device_batches(loader.step_batches(
+            exp.source, start, t.num_steps, exp.n_sub, batch_size=batch, seed=config.seed,
+            num_workers=config.data.num_workers), mesh, config.data.prefetch)
+        for step, batches in zip(range(start, t.num_steps), inputs):
             stop.step = done = step + 1
             state, metrics = train_step(state, batches)
-            if done < t.num_steps:  # read the next batch while the device works
-                batches = step_batches(exp, done, batch, config.seed, mesh)
             report.losses(step, metrics, ckpt)
             report.after(done, state)
             signum = stop.agreed(step)  # the same answer in every process
             if done % t.checkpoint_every == 0 or done == t.num_steps or signum:
+                report.check(ckpt)  # never save a state that followed a non-finite loss
                 ckpt.save(done, state)
             if signum:
                 ckpt.manager.wait_until_finished()
