@@ -7,7 +7,8 @@ and Srivastava et al. 2017 (5x5 grid, std 0.05). Metrics per seed (2500 samples)
 modes covered (>= 20 samples within 3σ of the mode), the fraction of high-quality
 samples (within 3σ of some mode) and the neural-net distance to the data (GAN measure,
 MLP critic (64, 64) fitted for 300 Adam steps on half of 2500 + 2500 samples, reported
-on the other half). All seeds of a cell run as one vmapped program (`gan_dynamics/runners/mix_gaussians_run.py`).
+on the other half). All seeds of a cell run as one vmapped program
+(`gan_dynamics/runners/mix_gaussians_run.py`).
 
     python experiments/run.py --config=experiments/mix_gaussians.py --workdir=runs/mix_gaussians
     python experiments/run.py --config=experiments/mix_gaussians.py --config.mixture=ring
@@ -16,8 +17,9 @@ on the other half). All seeds of a cell run as one vmapped program (`gan_dynamic
 Sizes are chosen for a CPU (the literature's networks have 128-unit layers and train for
 tens of thousands of steps): G 2 -> 32 -> 32 -> 2, D 2 -> 32 -> 32 -> 1, batch 64,
 800 steps, non-saturating loss, T = 5 components for MIX+GAN, entropy weight 0.1
-(a default of this codebase; the paper does not publish its value). Adam: alternating updates, lr 1e-3,
-betas (0.5, 0.999) (Metz et al.'s setting is lr 1e-4 with more steps). ACGD: lr 1e-3,
+(a default of this codebase; the paper does not publish its value). Adam: alternating
+updates, lr 1e-3, betas (0.5, 0.999) (Metz et al.'s setting is lr 1e-4 with more
+steps). ACGD: lr 1e-3,
 CG to 1e-5 relative residual, at most 10 iterations. Measured runtimes are in
 docs/mix_gan.md.
 """

@@ -16,9 +16,9 @@ critic on held-out images, metrics/nn_distance.py) every `train.eval_every` step
 Needs CIFAR-10 prepared for tfds (README, "Datasets"); a GPU job.
 """
 
-from gan_dynamics.runners.train_config import default_config, set_loss
-
 import ml_collections
+
+from gan_dynamics.runners.train_config import default_config, set_loss
 
 
 def get_config():

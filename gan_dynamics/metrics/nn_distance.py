@@ -110,7 +110,7 @@ def _project(params: Any, clip: float) -> Any:
     return jax.tree.map(lambda p: jnp.clip(p, -clip, clip), params) if clip > 0 else params
 
 
-def nn_distance(key: Array, p: Array, q: Array, config: NNDistanceConfig = NNDistanceConfig()
+def nn_distance(key: Array, p: Array, q: Array, config: NNDistanceConfig | None = None
                 ) -> dict[str, Array]:
     """The neural-net distance d_{F,φ}(p, q) of two sample sets (N, ...) and (M, ...).
 
@@ -121,6 +121,7 @@ def nn_distance(key: Array, p: Array, q: Array, config: NNDistanceConfig = NNDis
       (its value on the fitting part; much larger than the held-out one means the
       critic overfits).
     """
+    config = NNDistanceConfig() if config is None else config
     check(config)
     p, q = jnp.asarray(p), jnp.asarray(q)
     n_p = p.shape[0] - int(round(config.held_out * p.shape[0]))

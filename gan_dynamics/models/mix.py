@@ -17,11 +17,11 @@ Sec. 5 on its own weights,
 
     R(w) = -(1/T) Σ_i log w_i     (≥ log T, smallest at uniform weights),
 
-scaled by `entropy_weight` (0.1 by default: the paper does not publish its value). Because each player
-regularises only its own weights, the regularised game is general-sum: a mixture of a
-zero-sum loss (WGAN, minimax) is zero-sum only when the regulariser is off (or T = 1,
-where it is identically 0), and competitive optimizers take their general-sum path
-otherwise.
+scaled by `entropy_weight` (0.1 by default: the paper does not publish its value).
+Because each player regularises only its own weights, the regularised game is
+general-sum: a mixture of a zero-sum loss (WGAN, minimax) is zero-sum only when the
+regulariser is off (`entropy_weight=0`), and competitive optimizers take their
+general-sum path otherwise.
 
 Parameters. A mixture player's parameters are the pytree
 
@@ -54,7 +54,6 @@ Two levels:
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Optional
 
 import chex
