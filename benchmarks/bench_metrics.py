@@ -13,6 +13,9 @@ warm-up (compilation). Also the projected time to score 50,000 samples.
 Prints a table and writes JSON (one entry per section) to
 benchmarks/results/bench_metrics.json. A section is a function `args -> (rows, result)`
 in SECTIONS; rows are (name, images/s, note) for the table.
+
+Section `classifier`: images/s of the dataset classifiers of classifier-IS/FID (small CNN
+at 16 and 32 px, VGG at 32x32x3), inference and training (`bench_classifier`).
 """
 
 from __future__ import annotations
@@ -143,7 +146,46 @@ def bench_inception(args):
     return rows, result
 
 
-SECTIONS = {"inception": bench_inception}
+def bench_classifier(args):
+    """Section `classifier`: images/s of the dataset classifiers (metrics.classifier):
+    inference (logits and features, as classifier-IS/FID use them) and training (Adam
+    steps of batch 64, as images/s; the 50k column is then the time of one 50k epoch).
+    Random weights and images: the speed does not depend on their values."""
+    import optax
+
+    from gan_dynamics.metrics import classifier
+
+    rows, result = [], {"batch": args.batch, "repeats": args.repeats, "contenders": {}}
+    for arch, size, channels in (("small_cnn", 16, 1), ("small_cnn", 32, 1), ("vgg", 32, 3)):
+        module = classifier.make_module(arch, 10)
+        images = np.random.default_rng(0).uniform(
+            -1, 1, (args.batch, size, size, channels)).astype(np.float32)
+        params = module.init(jax.random.key(0), images[:1])["params"]
+        apply = classifier.apply_fn(module, params)
+        jax.block_until_ready(apply(images))  # compile
+        infer = _timed(lambda: jax.block_until_ready(apply(images)), args.repeats)
+        tx = optax.adam(1e-3)
+        chunk = classifier.make_train_chunk(module, tx, flip=arch == "vgg")
+        steps = 5
+        x = np.random.default_rng(1).uniform(-1, 1, (steps, 64, size, size, channels)
+                                             ).astype(np.float32)
+        y = np.zeros((steps, 64), np.int32)
+        opt_state = tx.init(params)
+        train = lambda: jax.block_until_ready(chunk(params, opt_state, jax.random.key(0), x, y))
+        train()  # compile
+        train_times = _timed(train, args.repeats)
+        for kind, times, n in (("logits+features", infer, args.batch),
+                               ("training", train_times, steps * 64)):
+            median = statistics.median(times)
+            name = f"{arch} {size}x{size}x{channels}, {kind}"
+            entry = {"median_s": median, "images_per_s": n / median,
+                     "projected_50k_s": NUM_SAMPLES / n * median, "times_s": times}
+            result["contenders"][name] = entry
+            rows.append((name, entry["images_per_s"], entry["projected_50k_s"]))
+    return rows, result
+
+
+SECTIONS = {"inception": bench_inception, "classifier": bench_classifier}
 
 
 def main() -> int:
