@@ -21,7 +21,7 @@ from typing import Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from gan_dynamics.errors import UserError, run_main  # noqa: E402
+from gan_dynamics.errors import UserError, run_main
 
 
 def load_config_file(path: str):

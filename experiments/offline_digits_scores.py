@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from gan_dynamics.errors import run_main  # noqa: E402
+from gan_dynamics.errors import run_main
 
 METRICS = "classifier_is,classifier_fid,critic,ms_ssim"
 HALF = 250
@@ -60,13 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import jax
+    from evaluate import load_config_file  # experiments/evaluate.py
 
     from gan_dynamics import checkpoints, parallel
     from gan_dynamics.data import images
     from gan_dynamics.metrics import classifier, evaluate
     from gan_dynamics.runners.train_config import build
     from gan_dynamics.runners.train_step import create_state, generate_fn
-    from evaluate import load_config_file  # experiments/evaluate.py
 
     if checkpoints.read_config(args.workdir) is not None:
         config = evaluate.load_run_config(args.workdir)

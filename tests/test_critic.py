@@ -48,7 +48,7 @@ def test_training_is_deterministic_and_reduces_the_loss(digits):
     assert float(losses[-20:].mean()) < float(losses[:5].mean()) - 0.1
     # The score is E_fake D - E_real D of the trained critic.
     value = critic.negative_wasserstein(p1, jnp.asarray(real_a), fake, OPTS, batch_size=64)
-    apply = lambda x: critic.Critic(OPTS.width).apply({"params": p1}, x)  # noqa: E731
+    apply = lambda x: critic.Critic(OPTS.width).apply({"params": p1}, x)
     np.testing.assert_allclose(value, float(apply(fake).mean() - apply(jnp.asarray(real_a)).mean()),
                                rtol=1e-4, atol=1e-5)
 

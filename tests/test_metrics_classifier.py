@@ -50,7 +50,7 @@ def test_training_is_a_pure_function_of_the_options():
     b = classifier.train(module, source, opts)
     c = classifier.train(module, source, classifier.ClassifierOptions(num_steps=3, batch_size=8,
                                                                       seed=1))
-    leaves = lambda p: [np.asarray(x) for x in __import__("jax").tree.leaves(p)]  # noqa: E731
+    leaves = lambda p: [np.asarray(x) for x in __import__("jax").tree.leaves(p)]
     assert all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(b)))
     assert not all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(c)))
 

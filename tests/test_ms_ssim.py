@@ -45,7 +45,7 @@ def _reference_small_form(img1, img2):
         win = fspecial(size, size * 1.5 / 11)
         ssim_maps, cs_maps = [], []
         for c in range(a.shape[2]):
-            f = lambda img: signal.convolve2d(img, win[::-1, ::-1], mode="valid")  # noqa: E731
+            f = lambda img: signal.convolve2d(img, win[::-1, ::-1], mode="valid")
             mu1, mu2 = f(a[..., c]), f(b[..., c])
             s11 = f(a[..., c] ** 2) - mu1 ** 2
             s22 = f(b[..., c] ** 2) - mu2 ** 2
@@ -56,7 +56,7 @@ def _reference_small_form(img1, img2):
         ssims.append(max(np.mean(ssim_maps), 0.0))
         css.append(max(np.mean(cs_maps), 0.0))
         if level < 4:
-            down = lambda img: np.array([[img[2 * i:2 * i + 2, 2 * j:2 * j + 2].mean(axis=(0, 1))  # noqa: E731
+            down = lambda img: np.array([[img[2 * i:2 * i + 2, 2 * j:2 * j + 2].mean(axis=(0, 1))
                                           for j in range(img.shape[1] // 2)]
                                          for i in range(img.shape[0] // 2)])
             a, b = down(a), down(b)
@@ -86,7 +86,7 @@ def _multi_scale_ssim_of_piq():
         import piq
 
         return piq.multi_scale_ssim
-    except Exception:  # noqa: BLE001 - any import failure of piq's extras
+    except Exception:
         for name in [m for m in sys.modules if m == "piq" or m.startswith("piq.")]:
             del sys.modules[name]
         package = types.ModuleType("piq")
@@ -105,7 +105,7 @@ def test_standard_form_matches_piq(size, channels):
 
     x, y = _smooth_pairs(2, size, channels, seed=size)
     ours = ms_ssim.ms_ssim(x, y, form="standard")
-    to_torch = lambda a: torch.tensor((a + 1) / 2, dtype=torch.float64).permute(0, 3, 1, 2)  # noqa: E731
+    to_torch = lambda a: torch.tensor((a + 1) / 2, dtype=torch.float64).permute(0, 3, 1, 2)
     theirs = multi_scale_ssim(to_torch(x), to_torch(y), data_range=1.0, reduction="none")
     np.testing.assert_allclose(ours, theirs.numpy(), atol=1e-5)
     assert np.all(np.abs(ours - 1) > 1e-3)  # a nontrivial comparison

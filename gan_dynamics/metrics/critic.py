@@ -91,7 +91,7 @@ def train_critic(key: jax.Array, real: jax.Array, fake: jax.Array,
     params = init_critic(key_init, real.shape[1:], options)
 
     def loss_fn(params, x_real, x_fake, key):
-        critic = lambda x: module.apply({"params": params}, x)  # noqa: E731
+        critic = lambda x: module.apply({"params": params}, x)
         gp, _ = penalty.apply(critic, x_real, x_fake, key)
         return jnp.mean(critic(x_fake)) - jnp.mean(critic(x_real)) + gp
 

@@ -217,7 +217,7 @@ def make_evaluator(config: ml_collections.ConfigDict, exp: Any, *,
             config.data.name, size, clf_options, data_dir=config.data.data_dir or None,
             train_source=train_source, log=log)
         if "classifier_fid" in metrics:
-            features = lambda x: classifier_lib.logits_and_features(ev.classifier, x)[1]  # noqa: E731
+            features = lambda x: classifier_lib.logits_and_features(ev.classifier, x)[1]
             ev.classifier_reference = scores.reference_statistics(
                 train_source, config.data.split, f"classifier_{ev.classifier.name}", features,
                 batch_size=batch_size)
