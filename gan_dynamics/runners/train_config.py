@@ -54,6 +54,8 @@ def default_config() -> ml_collections.ConfigDict:
             "data_dir": "",  # tfds data_dir; "": $TFDS_DATA_DIR or ~/tensorflow_datasets
             "image_size": 0,  # 0: the dataset's default (32; 64 for celeb_a)
             "batch_size": 64,  # global batch, split over devices and processes
+            "num_workers": 0,  # decoding worker processes (data.loader); 0: threads
+            "prefetch": 2,  # steps of batches in flight to the devices
         }
     )
     config.model = ml_collections.ConfigDict({"name": "icr_dcgan", "z_dim": 128})
@@ -160,6 +162,13 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if not _positive_int(config.data.batch_size):
         raise UserError(f"config.data.batch_size={config.data.batch_size!r} must be a "
                         "positive integer (the global batch, e.g. 64).")
+    if not _positive_int(config.data.prefetch):
+        raise UserError(f"config.data.prefetch={config.data.prefetch!r} must be a positive "
+                        "integer (steps of batches sent to the devices ahead, e.g. 2).")
+    workers = config.data.num_workers
+    if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 0):
+        raise UserError(f"config.data.num_workers={workers!r} must be an integer >= 0 "
+                        "(decoding processes; 0 decodes in threads of this process).")
     if not (isinstance(config.data.image_size, int) and config.data.image_size >= 0):
         raise UserError(f"config.data.image_size={config.data.image_size!r} must be an "
                         "integer >= 0 (0: the dataset's own size).")
