@@ -68,7 +68,7 @@ def test_payoff_is_the_weighted_double_sum(x64, loss, penalty):
 
 def test_zero_sum_only_without_regulariser():
     real, z, key = batch(jax.random.key(1))
-    make = lambda lam, loss="wgan": mix.make_mix_gan_game(  # noqa: E731
+    make = lambda lam, loss="wgan": mix.make_mix_gan_game(
         loss, GENERATE, DISCRIMINATE, real, z, key, entropy_weight=lam)
     assert make(0.0).zero_sum and not make(0.1).zero_sum
     assert not make(0.0, "non_saturating").zero_sum
@@ -104,7 +104,7 @@ OPTIMIZERS = {
 def test_one_component_equals_the_plain_model_bit_for_bit(name, loss):
     px, py = init_players(jax.random.key(2), 1)
     real, z, key = batch(jax.random.key(3))
-    batches = lambda i: batch(jax.random.fold_in(jax.random.key(4), i))  # noqa: E731
+    batches = lambda i: batch(jax.random.fold_in(jax.random.key(4), i))
     # T = 1: the regulariser is identically 0, so the weight only decides zero-sumness.
     mixed = mix.make_mix_gan_game(loss, GENERATE, DISCRIMINATE, real, z, key,
                                   entropy_weight=0.0, substep_batch=batches)
@@ -137,14 +137,15 @@ def test_one_component_linen_equals_plain_dcgan():
     g_mix, d_mix = registry.get_model("mix", base="icr_dcgan", components=1, z_dim=4,
                                       width=2, channels=1)
     g, d = registry.get_model("icr_dcgan", z_dim=4, width=2, channels=1)
-    vg = g_mix.init(jax.random.key(0), jnp.zeros((1, 5)), train=False)
-    vd = d_mix.init(jax.random.key(1), jnp.zeros((1, 32, 32, 1)), train=False)
+    vg = jax.jit(lambda k: g_mix.init(k, jnp.zeros((1, 5)), train=False))(jax.random.key(0))
+    vd = jax.jit(lambda k: d_mix.init(k, jnp.zeros((1, 32, 32, 1)), train=False))(
+        jax.random.key(1))
     real = jax.random.normal(jax.random.key(2), (4, 32, 32, 1))
     z = jax.random.normal(jax.random.key(3), (4, 5))
     game = mix.make_module_game("wgan", g_mix, d_mix, real, z,
                                 state_x={"batch_stats": vg["batch_stats"]}, state_y={})
     (f, gg), aux = jax.jit(game.losses)(vg["params"], vd["params"])
-    one = lambda tree: jax.tree.map(lambda a: a[0], tree[mix.COMPONENTS])  # noqa: E731
+    one = lambda tree: jax.tree.map(lambda a: a[0], tree[mix.COMPONENTS])
     plain = objectives.make_gan_game(
         "wgan", objectives.linen_apply(g, train=True), objectives.linen_apply(d, train=True),
         real, z[:, 1:], state_x={"batch_stats": one(vg["batch_stats"])}, state_y={})
@@ -154,9 +155,9 @@ def test_one_component_linen_equals_plain_dcgan():
                     jax.tree.leaves(aux_p.state_x["batch_stats"])):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     # Sampling a one-component mixture is the component.
-    samples = g_mix.apply(vg, z, train=False)
-    plain_samples = g.apply({"params": one(vg["params"]),
-                             "batch_stats": one(vg["batch_stats"])}, z[:, 1:], train=False)
+    samples = jax.jit(lambda v, z: g_mix.apply(v, z, train=False))(vg, z)
+    plain_samples = jax.jit(lambda v, z: g.apply(v, z, train=False))(
+        {"params": one(vg["params"]), "batch_stats": one(vg["batch_stats"])}, z[:, 1:])
     np.testing.assert_allclose(samples, plain_samples, rtol=1e-6, atol=1e-7)
 
 
@@ -224,17 +225,18 @@ def test_registry_builds_a_mixture_and_its_variables():
     g, d = registry.get_model("mix", base="icr_dcgan", components=3, z_dim=4, width=2,
                               channels=1)
     assert g.z_dim == 5
-    vg = g.init(jax.random.key(0), jnp.zeros((1, g.z_dim)), train=False)
-    vd = d.init(jax.random.key(1), jnp.zeros((1, 32, 32, 1)), train=False)
+    vg = jax.jit(lambda k: g.init(k, jnp.zeros((1, g.z_dim)), train=False))(jax.random.key(0))
+    vd = jax.jit(lambda k: d.init(k, jnp.zeros((1, 32, 32, 1)), train=False))(jax.random.key(1))
     assert vg["params"][mix.MIXTURE_LOGITS][mix.LOGITS].shape == (3,)
     assert vg["params"][mix.COMPONENTS]["linear"]["kernel"].shape == (3, 4, 4 * 4 * 8)
     assert vg["batch_stats"][mix.COMPONENTS]["bn0"]["mean"].shape == (3, 4 * 4 * 8)
     # Components start different (vmapped init over distinct keys).
     kernels = vd["params"][mix.COMPONENTS]["linear"]["kernel"]
     assert not np.allclose(kernels[0], kernels[1])
-    out, _ = g.apply(vg, jnp.ones((2, 5)), train=True, mutable=["batch_stats"])
+    out, _ = jax.jit(lambda v, z: g.apply(v, z, train=True, mutable=["batch_stats"]))(
+        vg, jnp.ones((2, 5)))
     assert out.shape == (2, 32, 32, 1)
-    assert d.apply(vd, out, train=True).shape == (2,)
+    assert jax.jit(lambda v, x: d.apply(v, x, train=True))(vd, out).shape == (2,)
     with pytest.raises(ValueError, match="components"):
         registry.get_model("mix", base="icr_dcgan", components=0)
     with pytest.raises(ValueError, match="Unknown model"):
