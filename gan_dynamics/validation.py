@@ -65,7 +65,10 @@ def check_value(where: str, name: str, value: Any) -> None:
         raise UserError(f"{where}{name}={value!r} must be {_WORDS[rule]} ({meaning}).")
     if not _concrete(value):
         return  # traced (a sweep's lr): checked from the config instead
-    v = float(value)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):  # complex, arrays of several values, other objects
+        raise UserError(f"{where}{name}={value!r} must be {_WORDS[rule]} ({meaning}).")
     ok = math.isfinite(v) and {
         "positive": v > 0,
         "unit": 0 <= v < 1,
