@@ -4,7 +4,7 @@ A mixture of 5 WGAN critics and 5 generators (`models.mix` over the registry's "
 at 32x32). The paper's base model and hyperparameters are Arjovsky et al.'s WGAN: the
 Wasserstein loss, critic weights clipped to [-0.01, 0.01], RMSProp with lr 5e-5,
 5 critic steps per generator step, batch 64, z = 100. Clipping applies to the critics'
-network weights, not to the mixture logits (`models.mix.clip_components`). Entropy
+network weights after every critic update, never to the mixture logits. Entropy
 regulariser weight 0.1.
 
     python experiments/run.py --config=experiments/mix_wgan_cifar.py --workdir=runs/mix_wgan_cifar

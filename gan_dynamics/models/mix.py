@@ -31,9 +31,9 @@ Parameters. A mixture player's parameters are the pytree
 so the components are initialised by `vmap` over T keys and evaluated by `vmap` (one
 batched call, no Python loop over components); the nested `vmap` over (i, j) evaluates
 each discriminator on each generator's samples as one batched program. Weight clipping
-(WGAN) must project the critics' network weights only, never the mixture logits: select
-leaves whose path does not contain the key `MIXTURE_LOGITS` (`is_mixture_logits`,
-`clip_components`). A base model's non-trained state (batch statistics) is stacked the
+(WGAN) projects the critics' network weights only, never the mixture logits: the
+optimizer's projection `penalties.weight_clip` skips leaves under the key
+`MIXTURE_LOGITS`. A base model's non-trained state (batch statistics) is stacked the
 same way and carried like any model's state.
 
 Sampling (Sec. 6: "we first select a generator from the mixture according to their
@@ -109,20 +109,6 @@ def weights(params: dict[str, Any]) -> Array:
 def entropy_regularizer(logits: Array) -> Array:
     """Arora et al.'s R(w) = -(1/T) Σ log w_i of w = softmax(logits); log T at uniform w."""
     return -jnp.mean(jax.nn.log_softmax(logits))
-
-
-def is_mixture_logits(path: tuple[Any, ...]) -> bool:
-    """True for a pytree path (`jax.tree_util` keys) inside the mixture logits.
-
-    The filter a weight projection (WGAN clipping) needs to leave the logits alone.
-    """
-    return any(getattr(k, "key", getattr(k, "name", None)) == MIXTURE_LOGITS for k in path)
-
-
-def clip_components(params: Params, c: float | Array) -> Params:
-    """WGAN weight clipping of a mixture critic: components clipped to [-c, c], logits kept."""
-    return jax.tree_util.tree_map_with_path(
-        lambda path, p: p if is_mixture_logits(path) else jnp.clip(p, -c, c), params)
 
 
 # ------------------------------------------------------------------------- sampling
