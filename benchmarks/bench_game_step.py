@@ -6,11 +6,11 @@
 Prints a table (ms/step, ratio to SimGD, solver iterations, gradient-equivalents and the
 (2k+3)·SimGD bound for CGD/ACGD) and writes JSON to benchmarks/results/game_step.json.
 
-Targets (issue 2): a CGD/ACGD step with k CG iterations costs at most (2k + 3) SimGD
+Targets: a CGD/ACGD step with k CG iterations costs at most (2k + 3) SimGD
 steps of the same game; against the ICR authors' PyTorch ACGD (`CGDs`) on the same DCGAN,
 batch and machine, at most half its time per step at equal CG iterations. For the latter
-the reference runs in a subprocess (`--torch-python`, an interpreter with
-`pip install torch==2.13.0 CGDs`), ours is then forced to its mean iteration count
+the reference runs in a subprocess (`--torch-python`, by default this interpreter; it
+needs `pip install torch==2.13.0` and `pip install --no-deps CGDs==0.4.5`), ours is then forced to its mean iteration count
 (tol = atol = 0, max_iter = k) so that both do the same number of products, and the
 reference runs once more after ours; the ratio compares the medians of all steps.
 """
@@ -29,12 +29,12 @@ import time
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gan_dynamics import objectives, optimizers  # noqa: E402
 from gan_dynamics.models import registry  # noqa: E402
+from gan_dynamics.errors import UserError  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ADAM = {"name": "adam", "lr": 1e-4, "b1": 0.5, "b2": 0.9}
@@ -120,6 +120,12 @@ def time_optimizer(opt, px, py, make_game, repeats: int):
 
 
 def run_torch_reference(python: str, steps: int, batch: int):
+    check = subprocess.run([python, "-c", "import torch, CGDs"], capture_output=True)
+    if check.returncode:
+        raise UserError(
+            f"The PyTorch ACGD reference needs torch and CGDs in {python}: run "
+            "`pip install torch==2.13.0 && pip install --no-deps CGDs==0.4.5` there, pass "
+            "another interpreter with --torch-python, or skip the reference with --no-torch.")
     script = os.path.join(HERE, "torch_acgd_reference.py")
     out = subprocess.run([python, script, f"--steps={steps}", f"--batch={batch}"],
                          capture_output=True, text=True, check=True)
@@ -132,8 +138,9 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats-mlp", type=int, default=20)
     parser.add_argument("--repeats-dcgan", type=int, default=3)
-    parser.add_argument("--torch-python", default="/work/torchvenv/bin/python",
-                        help="interpreter with torch and CGDs for the reference")
+    parser.add_argument("--torch-python", default=sys.executable,
+                        help="interpreter with torch and CGDs for the reference "
+                             "(default: this one)")
     parser.add_argument("--torch-steps", type=int, default=4)
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "game_step.json"))

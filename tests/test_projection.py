@@ -3,7 +3,6 @@ game optimizer; the runners build the critic's projection from their config."""
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import pytest
