@@ -14,8 +14,9 @@ generator step, batch 32, z = 32.
 Expect (measured): digit-like strokes on a grey background at step 250, clearly
 recognisable digits 0-9 on black at step 1500 (docs/offline_digits_samples.png); g stays
 near 1.0-1.2, f fluctuates around 0.7-1.1, the penalty near 0.02-0.1
-(docs/offline_digits_loss_curves.png). Runtime: 13 minutes for the 1500 steps on a 2-core
-CPU shared with other jobs (1.2-2.4 steps/s, compilation included); seconds on a GPU.
+(docs/offline_digits_loss_curves.png). Runtime: the run prints steps/s and an ETA; 1500
+steps took 13 minutes on a 2-core CPU shared with other jobs (1.2-2.4 steps/s,
+compilation included).
 `--config.data.image_size=32 --config.model.image_size=32` gives full-size 32x32 digits at
 several times the cost per step.
 """
