@@ -20,6 +20,7 @@ def _close(a, b, tol):
         np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=tol, atol=tol)
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 @pytest.mark.parametrize("name,kwargs", FAMILIES, ids=[f[0] for f in FAMILIES])
 def test_lax_and_matmul_models_agree(x64, name, kwargs):
     gens, discs = {}, {}

@@ -19,6 +19,7 @@ def digits():
     return x[:400], x[400:]  # two disjoint real pools
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_real_data_scores_better_than_noise_and_a_shift(digits):
     real_a, real_b = digits
     key = jax.random.key(0)
@@ -37,6 +38,7 @@ def test_real_data_scores_better_than_noise_and_a_shift(digits):
     assert scores["noise"] < scores["shifted"] < scores["real"]
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_training_is_deterministic_and_reduces_the_loss(digits):
     real_a, real_b = digits
     fake = jnp.asarray(real_b) * 0.2

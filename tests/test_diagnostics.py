@@ -154,6 +154,7 @@ def _mlp_gan(loss: str, penalty=None):
 MLP_CASES = [("minimax", None), ("non_saturating", "gan_gp")]
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 @pytest.mark.parametrize("loss,penalty", MLP_CASES)
 def test_arnoldi_equals_dense_on_mlp_gan(x64, loss, penalty):
     from gan_dynamics.penalties import make_penalty
@@ -182,6 +183,7 @@ def test_arpack_reference_equals_dense_on_mlp_gan(x64):
     assert ref.matvecs > 0
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 @pytest.mark.parametrize("loss,penalty", MLP_CASES)
 def test_lanczos_player_hessians_equal_dense(x64, loss, penalty):
     from gan_dynamics.penalties import make_penalty
@@ -294,6 +296,7 @@ class _State(NamedTuple):
     params_y: Any
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_point_diagnostics_report(x64):
     game, px, py = _mlp_gan("minimax")
     options = report.Options(k=3, which=("LM",), ncv=12, tol=1e-10, decomposition=False,

@@ -17,6 +17,7 @@ from gan_dynamics.models import layers
     (3, 1, "SAME"),
     (2, 3, ((1, 0), (0, 1))),   # stride larger than the kernel, asymmetric pads
 ])
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_conv_transpose_matches_flax(x64, kernel, stride, padding):
     x = jax.random.normal(jax.random.key(0), (2, 5, 4, 3), jnp.float64)
     ref = nn.ConvTranspose(4, (kernel, kernel), (stride, stride), padding,

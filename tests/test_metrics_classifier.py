@@ -19,6 +19,7 @@ def trained(tmp_path_factory):
     return clf, cache
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_classifier_learns_digits_and_reports_held_out_accuracy(trained):
     clf, _ = trained
     test = images.open_dataset("sklearn_digits", split="test", image_size=8)

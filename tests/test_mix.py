@@ -40,6 +40,7 @@ def component(params, i):
     return jax.tree.map(lambda a: a[i], params[mix.COMPONENTS])
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 @pytest.mark.parametrize("loss,penalty", [("non_saturating", None), ("wgan", "wgan_gp"),
                                           ("minimax", None)])
 def test_payoff_is_the_weighted_double_sum(x64, loss, penalty):
@@ -74,6 +75,7 @@ def test_zero_sum_only_without_regulariser():
     assert not make(0.0, "non_saturating").zero_sum
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_gradients_reach_the_mixture_logits():
     px, py = init_players(jax.random.key(0), 4)
     game = mix.make_mix_gan_game("non_saturating", GENERATE, DISCRIMINATE,
@@ -99,6 +101,7 @@ OPTIMIZERS = {
 
 
 # Every optimizer on the general-sum path, CGD also on the zero-sum (CG) path.
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 @pytest.mark.parametrize("name,loss", [(name, "non_saturating") for name in sorted(OPTIMIZERS)]
                          + [("cgd", "wgan")])
 def test_one_component_equals_the_plain_model_bit_for_bit(name, loss):
@@ -132,6 +135,7 @@ def test_one_component_equals_the_plain_model_bit_for_bit(name, loss):
     np.testing.assert_array_equal(px[mix.MIXTURE_LOGITS][mix.LOGITS], [0.0])
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_one_component_linen_equals_plain_dcgan():
     """The registry's mixture of the ICR DCGAN with T = 1 gives the plain pair's payoff."""
     g_mix, d_mix = registry.get_model("mix", base="icr_dcgan", components=1, z_dim=4,
@@ -173,6 +177,7 @@ def test_sampling_frequencies_match_the_weights():
     assert uniform.pvalue < 1e-6
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_mixture_samples_come_from_the_chosen_component():
     px, _ = init_players(jax.random.key(5), 3)
     z = jax.random.normal(jax.random.key(6), (64, 1 + Z_DIM))
@@ -221,6 +226,7 @@ def test_components_are_one_vmapped_call_not_a_loop():
     assert counts[5] == counts[1] > 0, counts
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_registry_builds_a_mixture_and_its_variables():
     g, d = registry.get_model("mix", base="icr_dcgan", components=3, z_dim=4, width=2,
                               channels=1)

@@ -73,6 +73,7 @@ def test_output_shapes(name, kw, z_dim, image_shape, n_g, n_d):
 
 
 # Narrow networks (width 8) run the same layer graph cheaply on a shared CPU.
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 @pytest.mark.parametrize("name,kw,z_dim,channels", [("icr_dcgan", {}, 128, 3),
                                                     ("dcgan", {"image_size": 32}, 100, 1)])
 def test_forward_values_and_batch_stats(name, kw, z_dim, channels):
@@ -94,6 +95,7 @@ def test_forward_values_and_batch_stats(name, kw, z_dim, channels):
     assert float(jnp.std(logits)) > 0
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_icr_init_is_pytorch_default():
     """U(+-1/sqrt(fan_in)) with torch's transposed-conv fan_in = out_channels * k * k."""
     gen, disc = icr_dcgan.make(width=8)
@@ -107,6 +109,7 @@ def test_icr_init_is_pytorch_default():
         assert float(jnp.max(jnp.abs(w))) > 0.9 * bound  # uniform fills the interval
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_dcgan_init_is_radford():
     gen, _ = dcgan.make(image_size=32, width=8)
     p = gen.init(jax.random.key(0), jnp.zeros((1, 100)), train=False)["params"]

@@ -46,6 +46,7 @@ def test_different_distributions_are_farther_than_two_samples_of_one(measure, cl
     assert d_other > 3 * abs(d_same) and d_other > 0.02, (d_same, d_other)
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_gan_measure_is_bounded_by_2_log_2():
     config = nnd.NNDistanceConfig(measure="gan", critic="mlp", hidden=(16,), steps=200,
                                   lr=1e-2)

@@ -52,6 +52,7 @@ def _equal(a, b):
     jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 @pytest.mark.parametrize("case", list(CASES))
 def test_checkpoint_round_trip_continues_bit_for_bit(x64, tmp_path, case):
     name, hp, loss = CASES[case]

@@ -50,6 +50,7 @@ def test_sweep_cell_equals_the_single_run(cell):
     assert not np.allclose(values[0, :, -1], values[1, :, -1])
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_sixteen_seeds_on_eight_devices_equal_one_device(cell):
     """The runner's path (chunks, groups per device) on 8 devices and on 1."""
     assert jax.device_count() == 8, "tests/conftest.py provides 8 fake CPU devices"
@@ -70,6 +71,7 @@ def test_run_layout_groups_evenly_with_the_least_padding():
     assert sweep.run_layout(3, 8, 128) == sweep.RunLayout(3, 8, 1, 1, 8)
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_runner_writes_named_arrays_and_summary(tmp_path):
     config = tiny_sweep_config(num_seeds=2, sweep="dim", dims=(2, 3))
     config.optimizers.altgd.lr = 1e-2

@@ -64,6 +64,7 @@ def load(workdir, name="ns__altgd"):
         return {key: arrays[key] for key in arrays}
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_stopped_sweep_resumes_bit_for_bit_and_refuses_other_settings(
         uninterrupted, tmp_path, monkeypatch, capsys):
     workdir = str(tmp_path)
@@ -102,6 +103,7 @@ def test_stopped_sweep_resumes_bit_for_bit_and_refuses_other_settings(
         sweep.run(small_config(num_seeds=2), workdir)
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_summary_lists_every_cell_of_the_workdir(uninterrupted, tmp_path):
     workdir = str(tmp_path)
     for name in ("ns__altgd.npz", "ns__altgd.json"):

@@ -43,6 +43,7 @@ def test_generator_samples_match_its_gaussian(x64):
     np.testing.assert_allclose(emp_cov, cov, atol=2e-2)
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_parameter_law_scales_with_dimension(x64):
     """E‖w‖² = direction_std² and E‖mu‖² = d mean_std², for any d."""
     keys = jax.random.split(jax.random.key(2), 4000)

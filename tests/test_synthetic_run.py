@@ -43,6 +43,7 @@ def test_run_writes_results_metrics_and_snapshots(tmp_path, capsys):
     np.testing.assert_array_equal(metrics["grad_evals"], [0, 6, 12])
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_learning_rate_is_traced_and_moves_the_generator():
     train = jax.jit(synthetic_run.make_train(tiny_config(init="random")))
     key = synthetic_run.seed_key(0, 0)

@@ -49,6 +49,7 @@ def test_bilinear_reference_numbers(x64, alpha, cgd_norm, simgd_norm):
                                (1 + eta**2 * alpha**2) ** 0.5, rtol=1e-10)
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_bilinear_cgd_update_matrix(x64):
     eta, alpha = 0.2, 3.0
     game, point = toy_games.bilinear(alpha).game, (jnp.array([0.3]), jnp.array([-0.2]))

@@ -95,6 +95,7 @@ def test_kill_and_resume_reproduces_uninterrupted_run(tmp_path):
         np.testing.assert_allclose(a["f"], b["f"], rtol=1e-5)
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_outputs_and_logged_diagnostics(tmp_path):
     config = tiny_config(optimizer="acgd", num_steps=2)
     train.run(config, str(tmp_path), source=random_images(),
@@ -122,6 +123,7 @@ def test_non_finite_loss_stops_with_step_and_last_good_checkpoint(tmp_path):
         train.run(config, str(tmp_path), source=random_images(poison_step=2))
 
 
+@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 @pytest.mark.parametrize("optimizer", ["acgd", "altgd"])
 def test_eight_devices_give_the_same_step_as_one(optimizer):
     config = tiny_config(optimizer=optimizer)
