@@ -21,8 +21,6 @@ at 16 and 32 px, VGG at 32x32x3), inference and training (`bench_classifier`).
 from __future__ import annotations
 
 import argparse
-import glob
-import importlib.util
 import json
 import os
 import platform
@@ -37,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gan_dynamics import parallel  # noqa: E402
 from gan_dynamics.errors import UserError  # noqa: E402
-from gan_dynamics.metrics import inception  # noqa: E402
+from gan_dynamics.metrics import convert_inception, inception  # noqa: E402
 from gan_dynamics.models import layers  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -50,17 +48,8 @@ def _torch_fid_inception():
         import torch
     except ImportError:
         return None
-    spec = importlib.util.find_spec("torchvision")
-    if spec is None:
+    if not convert_inception.prepare_torchvision():
         return None
-    try:  # torchvision's compiled ops, when they were built for this torch
-        torch.ops.load_library(glob.glob(os.path.join(os.path.dirname(spec.origin), "_C*.so"))[0])
-    except (OSError, RuntimeError, IndexError):
-        # pytorch-fid uses only torchvision's model classes; define the two op schemas that
-        # torchvision registers fake kernels for at import.
-        for op in ("nms", "qnms"):
-            torch.library.define(f"torchvision::{op}",
-                                 "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     try:
         import pytorch_fid.inception as pfid
     except ImportError:

@@ -6,9 +6,6 @@ only its model classes, so the two op schemas that torchvision registers fake ke
 at import are defined first when they are missing.
 """
 
-import glob
-import importlib.util
-import os
 
 import numpy as np
 import pytest
@@ -17,15 +14,10 @@ torch = pytest.importorskip("torch")
 
 
 def _import_pytorch_fid():
-    spec = importlib.util.find_spec("torchvision")
-    if spec is None:
+    from gan_dynamics.metrics import convert_inception
+
+    if not convert_inception.prepare_torchvision():
         pytest.skip("torchvision is not installed", allow_module_level=True)
-    try:  # torchvision's compiled ops, when they were built for this torch
-        torch.ops.load_library(glob.glob(os.path.join(os.path.dirname(spec.origin), "_C*.so"))[0])
-    except (OSError, RuntimeError, IndexError):
-        for op in ("nms", "qnms"):
-            torch.library.define(f"torchvision::{op}",
-                                 "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     return pytest.importorskip("pytorch_fid.inception"), pytest.importorskip("pytorch_fid.fid_score")
 
 

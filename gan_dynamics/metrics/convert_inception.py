@@ -22,6 +22,31 @@ from gan_dynamics.errors import UserError
 from gan_dynamics.metrics import inception
 
 
+def prepare_torchvision() -> bool:
+    """Make pytorch-fid's `import torchvision` work beside a CPU torch; False if absent.
+
+    torchvision's compiled ops may be built for another torch. pytorch-fid uses only its
+    model classes, so when the ops do not load, the two op schemas torchvision registers
+    fake kernels for at import are defined instead. Used by the reference test and
+    benchmark; needs torch.
+    """
+    import glob
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None:
+        return False
+    try:
+        torch.ops.load_library(glob.glob(os.path.join(os.path.dirname(spec.origin), "_C*.so"))[0])
+    except (OSError, RuntimeError, IndexError):
+        for op in ("nms", "qnms"):
+            torch.library.define(f"torchvision::{op}",
+                                 "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    return True
+
+
 def state_dict_to_numpy(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """torch tensors -> float32 numpy arrays, batch norm's step counters dropped."""
     return {k: v.detach().cpu().float().numpy() for k, v in state_dict.items()
