@@ -201,24 +201,27 @@ def quiet_logs(verbosity: Optional[int]) -> None:
 
 
 def prepare_workdir(workdir: str) -> bool:
-    """Create `workdir` if needed; True when this call created it. UserError if unusable."""
-    if os.path.exists(workdir):
-        if not os.path.isdir(workdir):
-            raise UserError(f"--workdir={workdir} is a file, not a directory; pass a "
-                            "directory (it is created if missing).")
-        return False
+    """Create `workdir` if needed; True when it did not exist before. UserError if unusable.
+
+    Every process of a multi-process run calls this on the same path at about the same
+    time, so creating a directory another process has just created is not an error.
+    """
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise UserError(f"--workdir={workdir} is a file, not a directory; pass a "
+                        "directory (it is created if missing).")
     parent = os.path.dirname(os.path.abspath(workdir))
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
         raise UserError(f"--workdir={workdir} lies under {parent}, which is a file; pass a "
                         "directory path.")
+    existed = os.path.isdir(workdir)
     try:
-        os.makedirs(workdir)
+        os.makedirs(workdir, exist_ok=True)
     except OSError as err:
         raise UserError(f"Cannot create --workdir={workdir}: {err.strerror}; pass a "
                         "writable directory.") from err
-    return True
+    return not existed
 
 
 def _remove_if_empty(workdir: str) -> None:
@@ -241,7 +244,10 @@ def execute(inv: Invocation) -> Any:
         parallel.initialize_distributed(config.parallel)
     validation.check(config, data=False)
     run = resolve_runner(config.runner)
-    created = prepare_workdir(inv.workdir)
+    # Only a single process removes an empty workdir it created on failure: in a
+    # multi-process run another process may be about to write there.
+    created = prepare_workdir(inv.workdir) and not config.get("parallel", {}).get(
+        "distributed", False)
     try:
         return run(config, inv.workdir)
     except BaseException:

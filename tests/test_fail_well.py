@@ -244,6 +244,22 @@ def test_empty_dataset_is_a_user_error(tmp_path):
     assert not os.path.exists(tmp_path / "wd")
 
 
+def test_workdir_another_process_has_just_created_is_usable(tmp_path, monkeypatch):
+    # Every process of a multi-process run prepares the same workdir: the check saying
+    # "missing" and another process's makedirs can come in either order.
+    workdir = tmp_path / "wd"
+    real_makedirs = os.makedirs
+
+    def another_process_first(path, *args, **kwargs):
+        real_makedirs(path)  # the other process wins the race
+        return real_makedirs(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "makedirs", another_process_first)
+    assert RUN.prepare_workdir(str(workdir)) is True
+    monkeypatch.undo()
+    assert RUN.prepare_workdir(str(workdir)) is False
+
+
 def test_resume_refuses_trajectory_changes_and_allows_others(tmp_path, tiny, capsys):
     workdir = tmp_path / "wd"
     workdir.mkdir()

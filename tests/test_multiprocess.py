@@ -76,6 +76,9 @@ def test_sigterm_seconds_apart_saves_once_at_one_step_and_resumes(tmp_path):
         time.sleep(3)
         if procs[1].poll() is None:
             procs[1].send_signal(signal.SIGTERM)
+    except AssertionError as failure:  # a process ended early: say what it printed
+        printed = "\n".join(err[-3000:] for _, _, err in _finish(procs))
+        raise AssertionError(f"{failure}\n{printed}") from None
     except BaseException:
         _finish(procs)
         raise
