@@ -61,7 +61,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.chunk_seeds = 128
     config.chunk_steps = 0  # steps per chunk (progress line, stop check); 0: ~100 chunks
     config.checkpoint_every = 10  # chunks between checkpoints (and on SIGTERM/SIGINT)
-    config.num_devices = 0  # 0: shard seeds over every device
+    config.num_devices = 0  # 0: shard seeds over every device (of every process)
+    # Several processes (jax.distributed, as the image runner's): docs/sweeps.md.
+    config.parallel = ml_collections.ConfigDict(dict(
+        distributed=False,  # call jax.distributed.initialize() before anything else
+        coordinator_address="",  # "" / -1: detected from the cluster environment
+        num_processes=-1, process_id=-1))
     config.dims = (10,)  # used by the dim sweep only
     # The README's table (2): NS vs the two penalties under AltGD, 32 seeds, 1k steps.
     config.quick_settings = ml_collections.ConfigDict(dict(

@@ -24,6 +24,15 @@ generator), and `<model>__<optimizer>.json` naming the axes and their coordinate
 the cell's settings, time and memory; `summary.json` holds, for every finished cell in
 the workdir and sweep value, the final errors' mean with a 95% bootstrap interval,
 median and the fraction of diverged (non-finite) runs. `experiments/plots.py` draws them.
+
+Several processes (`config.parallel.distributed`, `jax.distributed` started by
+experiments/run.py) share one mesh over all their devices: every process builds the same
+host arrays and puts them on the global mesh (`put_runs`), fetches the runs' results
+whole with an all-gather (`to_host`), and takes part in every collective, Orbax save and
+restore and stop check (`StopRequests.agreed`); process 0 alone prints and writes the
+workdir's files. Each device runs the same program on the same runs whatever the
+process layout, so 2 processes x 2 devices give bit for bit what 1 process x 4 devices
+gives, and a checkpoint of either resumes in the other.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -56,16 +66,52 @@ TARGET_CHUNKS = 100
 
 
 def seed_mesh(num_devices: int = 0) -> Mesh:
-    """A one-axis mesh named "seeds" over the first `num_devices` devices (0: all)."""
+    """A one-axis mesh named "seeds" over the first `num_devices` devices (0: all; all
+    processes' devices in a multi-process run)."""
     available = jax.device_count()
     n = num_devices or available
     if not 1 <= n <= available:
         raise ValueError(f"num_devices={num_devices} but {available} devices are visible; "
                          "use 0 for all of them.")
+    if n != available and jax.process_count() > 1:
+        raise ValueError(f"num_devices={num_devices} in a run of {jax.process_count()} "
+                         f"processes: it must be 0 (all {available} devices of all "
+                         "processes).")
     # Auto axes: XLA propagates the seed sharding through the vmapped program. (Explicit
     # axes, make_mesh's default, make every scatter inside the solvers name its sharding.)
     return jax.make_mesh((n,), (SEED_AXIS,), devices=jax.devices()[:n],
                          axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def is_writer() -> bool:
+    """Whether this process prints and writes files: process 0 (of one or several)."""
+    return jax.process_index() == 0
+
+
+def put_runs(x: Any, sharding: NamedSharding) -> Array:
+    """A host array (the same in every process) as a global array with `sharding`; keys
+    as keys. Each process places only its own devices' rows, so this works when the
+    mesh spans processes, where `device_put` of a host array does not."""
+    if _is_key(x):
+        data = put_runs(np.asarray(jax.random.key_data(x)), sharding)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+
+def to_host(tree: Any) -> Any:
+    """Arrays sharded over the mesh, whole, as numpy in every process (with several
+    processes an all-gather: every process must call it at the same point)."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def _sync(name: str) -> None:
+    """Every process waits here for the others (files written by process 0 are then
+    visible to all); a no-op with one process."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
 
 
 def compile_sweep(train: Callable, mesh: Mesh, over_lr: bool) -> Callable:
@@ -92,8 +138,8 @@ def run_seeds(sweep_fn: Callable, base_seed: int, num_seeds: int, lrs: Any, mesh
     for start in range(0, num_seeds, chunk):
         # The last chunk is padded to the compiled size (one program) and trimmed after.
         keys = seed_keys(base_seed, np.arange(start, start + chunk))
-        keys = jax.device_put(keys, NamedSharding(mesh, P(SEED_AXIS)))
-        out = jax.device_get(sweep_fn(keys, lrs))
+        keys = put_runs(keys, NamedSharding(mesh, P(SEED_AXIS)))
+        out = to_host(sweep_fn(keys, lrs))
         chunks.append(jax.tree.map(lambda a: a[: num_seeds - start], out))
     return jax.tree.map(lambda *parts: np.concatenate(parts), *chunks)
 
@@ -248,12 +294,19 @@ def _checkpoint_manager(directory: str):
         max_to_keep=1, create=True))
 
 
+def _raw(x: Array) -> Array:
+    return jax.random.key_data(x) if _is_key(x) else x
+
+
 def save_checkpoint(directory: str, chunks_done: int, carry: Any, values: np.ndarray) -> None:
-    """The carry (keys as their raw data) and the curves so far, labelled `chunks_done`."""
+    """The carry (keys as their raw data) and the curves so far, labelled `chunks_done`.
+
+    The carry is saved as the sharded arrays it is (each process writes its devices'
+    rows); every process must call this.
+    """
     import orbax.checkpoint as ocp
 
-    leaves = [np.asarray(jax.device_get(jax.random.key_data(x) if _is_key(x) else x))
-              for x in jax.tree.leaves(carry)]
+    leaves = [_raw(x) for x in jax.tree.leaves(carry)]
     tree = {"carry": {f"{i:04d}": leaf for i, leaf in enumerate(leaves)}, "values": values}
     with _checkpoint_manager(directory) as manager:
         manager.save(chunks_done, args=ocp.args.StandardSave(tree), force=True)
@@ -263,7 +316,8 @@ def save_checkpoint(directory: str, chunks_done: int, carry: Any, values: np.nda
 def restore_checkpoint(directory: str, carry: Any, values: np.ndarray
                        ) -> Optional[tuple[int, Any, np.ndarray]]:
     """(chunks done, carry, curves) of the latest checkpoint in `directory`, shaped and
-    sharded like `carry` and `values`; None when there is none."""
+    sharded like `carry` and `values` (whatever the devices and processes that saved it);
+    None when there is none. Every process must call this."""
     import orbax.checkpoint as ocp
 
     if not os.path.isdir(directory):
@@ -273,13 +327,16 @@ def restore_checkpoint(directory: str, carry: Any, values: np.ndarray
         if step is None:
             return None
         leaves, treedef = jax.tree.flatten(carry)
-        template = {"carry": {f"{i:04d}": np.asarray(jax.device_get(
-            jax.random.key_data(x) if _is_key(x) else x)) for i, x in enumerate(leaves)},
-            "values": values}
+        # Restored straight onto this run's shardings (Orbax reads each device's rows).
+        raw = [_raw(x) for x in leaves]
+        template = {"carry": {f"{i:04d}": jax.ShapeDtypeStruct(r.shape, r.dtype,
+                                                              sharding=r.sharding)
+                              for i, r in enumerate(raw)},
+                    "values": values}
         restored = manager.restore(step, args=ocp.args.StandardRestore(template))
     new_leaves = []
     for i, x in enumerate(leaves):
-        data = jax.device_put(restored["carry"][f"{i:04d}"], x.sharding)
+        data = restored["carry"][f"{i:04d}"]
         new_leaves.append(jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
                           if _is_key(x) else data)
     return int(step), jax.tree.unflatten(treedef, new_leaves), np.asarray(restored["values"])
@@ -303,8 +360,8 @@ def run_part(config: ml_collections.ConfigDict, part: Part, mesh: Mesh,
     runs = NamedSharding(mesh, P(SEED_AXIS))
     index = np.arange(layout.padded)
     # Run r is seed r // L at lr r % L; padding runs (r >= S·L) are trimmed after.
-    keys = jax.device_put(seed_keys(config.seed, index // num_lrs), runs)
-    lrs = jax.device_put(np.asarray(part.lrs, np.float32)[index % num_lrs], runs)
+    keys = put_runs(seed_keys(config.seed, index // num_lrs), runs)
+    lrs = put_runs(np.asarray(part.lrs, np.float32)[index % num_lrs], runs)
     carry, reference, first = programs.start(keys, lrs)
     metric_names = list(synthetic_run.METRICS)
     stack = lambda logged: np.stack(  # noqa: E731
@@ -313,8 +370,8 @@ def run_part(config: ml_collections.ConfigDict, part: Part, mesh: Mesh,
     num_chunks = steps // (programs.blocks * log_every)
     values = np.full((layout.runs, steps // log_every + 1, len(metric_names)), np.nan,
                      np.float32)
-    values[:, 0] = stack(jax.device_get(first))
-    reference = np.stack([np.asarray(jax.device_get(reference)[m]) for m in
+    values[:, 0] = stack(to_host(first))
+    reference = np.stack([np.asarray(to_host(reference)[m]) for m in
                           synthetic_run.ERROR_METRICS], -1)[: layout.runs]
     shape = lambda a: a.reshape(num_seeds, num_lrs, *a.shape[1:])  # noqa: E731
     ckpt_dir = workdir and os.path.join(workdir, "checkpoints", part.name)
@@ -323,8 +380,9 @@ def run_part(config: ml_collections.ConfigDict, part: Part, mesh: Mesh,
     restored = ckpt_dir and restore_checkpoint(ckpt_dir, carry, values)
     if restored:
         done, carry, values = restored
-        print(f"{part.name}: resuming after chunk {done} of {num_chunks} from {ckpt_dir}",
-              flush=True)
+        if is_writer():
+                print(f"{part.name}: resuming after chunk {done} of {num_chunks} from "
+                  f"{ckpt_dir}", flush=True)
     every = int(config.get("checkpoint_every", 10) or 0)
     chunk_steps = programs.blocks * log_every
     progress = synthetic_run.Progress(f"{part.name}: ", steps, layout.runs, done * chunk_steps)
@@ -335,13 +393,15 @@ def run_part(config: ml_collections.ConfigDict, part: Part, mesh: Mesh,
             stop.step = (chunk + 1) * chunk_steps
         carry, logged = programs.advance(carry, jnp.int32(chunk), lrs)
         first_log = 1 + chunk * programs.blocks
-        values[:, first_log: first_log + programs.blocks] = stack(jax.device_get(logged))
-        progress.update((chunk + 1) * chunk_steps, values[:, first_log + programs.blocks - 1,
-                                                           error_index])
+        values[:, first_log: first_log + programs.blocks] = stack(to_host(logged))
+        if is_writer():
+            progress.update((chunk + 1) * chunk_steps,
+                            values[:, first_log + programs.blocks - 1, error_index])
         if workdir is None:
             continue
-        write_npz(progress_path, values=shape(values), reference=shape(reference),
-                  done_steps=(chunk + 1) * chunk_steps)
+        if is_writer():
+            write_npz(progress_path, values=shape(values), reference=shape(reference),
+                      done_steps=(chunk + 1) * chunk_steps)
         stopping = stop is not None and stop.agreed(chunk) is not None
         last = chunk + 1 == num_chunks
         if stopping or (every and (chunk + 1) % every == 0 and not last):
@@ -361,8 +421,9 @@ def run_part(config: ml_collections.ConfigDict, part: Part, mesh: Mesh,
 
 
 def memory_now() -> dict[str, Any]:
-    """Peak host memory of this process (max RSS) and the device's peak where it reports it."""
-    stats = jax.devices()[0].memory_stats() or {}
+    """Peak host memory of this process (max RSS) and its first device's peak where it
+    reports it."""
+    stats = jax.local_devices()[0].memory_stats() or {}
     return {"peak_host_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "peak_device_mb": (stats["peak_bytes_in_use"] / 2**20
                                if "peak_bytes_in_use" in stats else None)}
@@ -443,7 +504,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 # Fields that do not change a cell's results: which cells a command runs, and how.
 NOT_RESULTS = ("models", "run_optimizers", "optimizers", "quick", "quick_settings", "runner",
-               "num_devices", "checkpoint_every")
+               "num_devices", "checkpoint_every", "parallel")
 # Fields that change how the runs are split into programs and chunks: results agree to
 # rounding, but a checkpoint resumes only under the same values (bit-for-bit results).
 EXECUTION = ("chunk_seeds", "chunk_steps")
@@ -537,7 +598,8 @@ def collect_summary(workdir: str, config: ml_collections.ConfigDict,
                        "seconds": axes.get("seconds"), "stats": axes.get("stats"),
                        "rows": axes["rows"]}
     return {"sweep": config.sweep, "num_seeds": config.num_seeds, "steps": config.steps,
-            "devices": devices, "cells": cells, "config": config.to_dict()}
+            "devices": devices, "processes": jax.process_count(), "cells": cells,
+            "config": config.to_dict()}
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -545,7 +607,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     Cells finished in `workdir` with the same settings are skipped, an interrupted one is
     resumed from its checkpoint, and summary.json lists every finished cell of the workdir
-    (also those of earlier commands with other models or optimizers).
+    (also those of earlier commands with other models or optimizers). In a multi-process
+    run every process calls this with the same config and workdir.
     """
     config = synthetic_run.resolve(config)
     validate(config)
@@ -556,44 +619,52 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     for model, optimizer in cells:  # every settings check before any compile
         name = f"{model}__{optimizer}"
         status[name] = cell_status(workdir, name, cell_fingerprint(config, model, optimizer))
+    _sync("sweep: settings checked")  # before process 0 writes what the checks read
+    writer = is_writer()
     with signals.StopRequests("saving the sweep's checkpoint after {step}") as stop:
         for model, optimizer in cells:
             name = f"{model}__{optimizer}"
             if status[name] == "done":
-                print(f"{name}: finished earlier in {workdir}, skipping", flush=True)
+                if writer:
+                    print(f"{name}: finished earlier in {workdir}, skipping", flush=True)
                 continue
             fingerprint = cell_fingerprint(config, model, optimizer)
             started = os.path.join(workdir, "checkpoints", f"{name}.config.json")
-            os.makedirs(os.path.dirname(started), exist_ok=True)
-            with open(started, "w") as f:
-                json.dump(fingerprint, f, indent=1)
+            if writer:
+                os.makedirs(os.path.dirname(started), exist_ok=True)
+                with open(started, "w") as f:
+                    json.dump(fingerprint, f, indent=1)
             start = time.time()
             values, reference, axes = sweep_cell(config, model, optimizer, mesh, workdir, stop)
             axes["seconds"] = time.time() - start
             axes["config"] = fingerprint
             axes["rows"] = cell_summary(values, reference, axes)
-            write_npz(os.path.join(workdir, f"{name}.npz"), values=values, reference=reference)
-            with open(os.path.join(workdir, f"{name}.json"), "w") as f:
-                json.dump(axes, f)
-            for part in cell_parts(config, model, optimizer):
-                shutil.rmtree(os.path.join(workdir, "checkpoints", part.name),
-                              ignore_errors=True)
-                progress = os.path.join(workdir, "progress", f"{part.name}.npz")
-                if os.path.exists(progress):
-                    os.remove(progress)
-            os.remove(started)
-            summary = collect_summary(workdir, config, mesh.shape[SEED_AXIS])
-            print(format_cell(summary["cells"][name], config.sweep), flush=True)
-            print(format_memory(name, axes["stats"]), flush=True)
-            with open(os.path.join(workdir, "summary.json"), "w") as f:
-                json.dump(summary, f, indent=1)
+            if writer:
+                write_npz(os.path.join(workdir, f"{name}.npz"), values=values,
+                          reference=reference)
+                with open(os.path.join(workdir, f"{name}.json"), "w") as f:
+                    json.dump(axes, f)
+                for part in cell_parts(config, model, optimizer):
+                    shutil.rmtree(os.path.join(workdir, "checkpoints", part.name),
+                                  ignore_errors=True)
+                    progress = os.path.join(workdir, "progress", f"{part.name}.npz")
+                    if os.path.exists(progress):
+                        os.remove(progress)
+                os.remove(started)
+                summary = collect_summary(workdir, config, mesh.shape[SEED_AXIS])
+                print(format_cell(summary["cells"][name], config.sweep), flush=True)
+                print(format_memory(name, axes["stats"]), flush=True)
+                with open(os.path.join(workdir, "summary.json"), "w") as f:
+                    json.dump(summary, f, indent=1)
+            _sync(f"sweep: {name} written")
     summary = collect_summary(workdir, config, mesh.shape[SEED_AXIS])
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-    for leftover in ("progress", "checkpoints"):
-        path = os.path.join(workdir, leftover)
-        if os.path.isdir(path) and not os.listdir(path):
-            os.rmdir(path)
+    if writer:
+        with open(os.path.join(workdir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=1)
+        for leftover in ("progress", "checkpoints"):
+            path = os.path.join(workdir, leftover)
+            if os.path.isdir(path) and not os.listdir(path):
+                os.rmdir(path)
     return summary
 
 
