@@ -237,7 +237,7 @@ def execute(inv: Invocation) -> Any:
     from gan_dynamics import validation
 
     config = validation.resolve_quick(inv.config, inv.overridden)
-    if config.get("runner") in ("image", "sweep"):
+    if config.get("runner") in ("image", "sweep") and "parallel" in config:
         # Before anything starts JAX's backend (the checks build models abstractly).
         from gan_dynamics import parallel
 
