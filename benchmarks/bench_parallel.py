@@ -11,11 +11,15 @@ gradient and per mixed product that the step makes (a data-parallel step cannot 
 less: each such vector is a sum over the batch, so over the devices); the "min MB" column
 is that, from the step's own product count. Then the step is timed.
 
-    python benchmarks/bench_parallel.py [--devices=1,2,4,8] [--steps=3]
+    python benchmarks/bench_parallel.py [--devices=1,2,4,8] [--processes=1,2] [--steps=3]
 
 Fake CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count=8, set here before
 JAX starts) share this machine's cores, so times show the overhead of partitioning, not a
-speed-up. Writes benchmarks/results/bench_parallel.json.
+speed-up. `--processes=P` (P > 1) measures each device count n that P divides again
+with P processes of n / P devices each on localhost (`jax.distributed`, gloo collectives
+between the processes), launched by this script as its own subprocesses: the same
+global program, with the collectives now crossing processes. Writes
+benchmarks/results/bench_parallel.json (every row names its `processes`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ import argparse
 import json
 import os
 import re
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
@@ -166,23 +173,103 @@ def bench(name: str, loss: str, penalty: str, optimizer: dict, devices: int,
     }
 
 
+PROCESS_TIMEOUT = 1800  # seconds for one multi-process measurement (compiles on a CPU)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def bench_processes(processes: int, devices: int, steps: int) -> list[dict]:
+    """Every optimizer's row measured by `processes` processes of `devices // processes`
+    CPU devices each on localhost (this script's `--worker` mode); process 0's rows."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices // processes}")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "rows.json")
+        argv = [sys.executable, os.path.abspath(__file__), "--worker", f"--devices={devices}",
+                f"--steps={steps}", f"--out={out}", f"--coordinator=localhost:{_free_port()}",
+                f"--processes={processes}"]
+        logs = [os.path.join(tmp, f"stderr{i}.txt") for i in range(processes)]
+        procs = []
+        for i, log in enumerate(logs):
+            with open(log, "w") as err:  # a file, not a pipe: no process blocks on it
+                procs.append(subprocess.Popen(argv + [f"--process_id={i}"], env=env,
+                                              stdout=subprocess.DEVNULL, stderr=err))
+        try:
+            for proc in procs:
+                proc.wait(timeout=PROCESS_TIMEOUT)
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        for i, (proc, log) in enumerate(zip(procs, logs)):
+            if proc.returncode != 0:
+                with open(log) as f:
+                    raise RuntimeError(f"process {i} of {processes} exited with "
+                                       f"{proc.returncode}:\n{f.read()[-3000:]}")
+        with open(out) as f:
+            return json.load(f)
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One process of `bench_processes`: JAX's distributed runtime first (before anything
+    starts the backend), then every optimizer's row; process 0 writes them to --out."""
+    jax.distributed.initialize(args.coordinator, int(args.processes), args.process_id)
+    rows = [dict(bench(name, *spec, devices=int(args.devices), steps=args.steps),
+                 processes=jax.process_count())
+            for name, spec in _optimizers().items()]
+    if jax.process_index() == 0:
+        with open(args.out, "w") as f:
+            json.dump(rows, f)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--devices", default="1,2,4,8")
+    parser.add_argument("--processes", default="1",
+                        help="process counts; P > 1 runs every device count P divides in P "
+                             "processes on localhost")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                       "results", "bench_parallel.json"))
+    # The subprocesses of --processes=P (not for direct use).
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--coordinator", help=argparse.SUPPRESS)
+    parser.add_argument("--process_id", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        return worker(args)
     counts = [int(d) for d in args.devices.split(",")]
+    process_counts = [int(p) for p in args.processes.split(",")]
     if max(counts) > jax.device_count():
         raise errors.UserError(f"--devices={args.devices} asks for {max(counts)} devices but "
                                f"{jax.device_count()} are visible; lower it.")
-    rows = [bench(name, *spec, devices=n, steps=args.steps)
-            for name, spec in _optimizers().items() for n in counts]
-    print(f"{'optimizer':10s} {'dev':>3s} {'ops/step':>8s} {'MB/step':>8s} {'ops/iter':>8s} "
-          f"{'MB/iter':>8s} {'iters':>5s} {'MB moved':>9s} {'min MB':>7s} {'ms/step':>8s}")
+    if min(process_counts) < 1 or not any(n % p == 0 for n in counts for p in process_counts):
+        raise errors.UserError(f"--processes={args.processes} divides none of --devices="
+                               f"{args.devices}; each process gets devices / processes "
+                               "devices (e.g. --devices=2,4 --processes=1,2).")
+    rows = []
+    for p in process_counts:
+        for n in counts:
+            if n % p:
+                continue
+            if p == 1:
+                rows += [dict(bench(name, *spec, devices=n, steps=args.steps), processes=1)
+                         for name, spec in _optimizers().items()]
+            else:
+                rows += bench_processes(p, n, args.steps)
+    order = list(_optimizers())
+    rows.sort(key=lambda r: (order.index(r["optimizer"]), r["devices"], r["processes"]))
+    print(f"{'optimizer':10s} {'dev':>3s} {'proc':>4s} {'ops/step':>8s} {'MB/step':>8s} "
+          f"{'ops/iter':>8s} {'MB/iter':>8s} {'iters':>5s} {'MB moved':>9s} {'min MB':>7s} "
+          f"{'ms/step':>8s}")
     for r in rows:
-        print(f"{r['optimizer']:10s} {r['devices']:3d} {r['collectives_per_step']:8d} "
+        print(f"{r['optimizer']:10s} {r['devices']:3d} {r['processes']:4d} "
+              f"{r['collectives_per_step']:8d} "
               f"{r['collective_bytes_per_step'] / 1e6:8.3f} {r['collectives_per_iteration']:8d} "
               f"{r['collective_bytes_per_iteration'] / 1e6:8.3f} {r['solver_iterations']:5.1f} "
               f"{r['bytes_moved'] / 1e6:9.3f} {r['minimum_bytes'] / 1e6:7.3f} "
