@@ -71,3 +71,19 @@ def test_conv_matches_flax(x64, kernel, stride, padding):
     mixed = lambda m: jax.jvp(lambda v: jax.grad(loss(m))(params, v), (x,), (tangent,))[1]
     for a, b in zip(jax.tree.leaves(mixed(ours)), jax.tree.leaves(mixed(ref))):
         np.testing.assert_allclose(a, b, atol=1e-11)
+
+
+def test_native_conv_options_keep_convolutions_out_of_ynnpack_on_cpu():
+    # The FID Inception's speed on CPU rests on these options (models/layers.py): if a
+    # jaxlib renames the option, this says so instead of the extractor silently slowing.
+    if jax.default_backend() != "cpu":
+        assert layers.native_conv_compiler_options() == {}
+        return
+    x = jax.ShapeDtypeStruct((8, 35, 35, 64), jnp.float32)
+    k = jax.ShapeDtypeStruct((3, 3, 64, 96), jnp.float32)
+    conv = lambda x, k: layers.lax_conv(x, k, (1, 1), ((1, 1), (1, 1)))
+    default = jax.jit(conv).lower(x, k).compile().as_text()
+    native = jax.jit(conv, compiler_options=layers.native_conv_compiler_options()
+                     ).lower(x, k).compile().as_text()
+    assert "__ynn_fusion" in default
+    assert "__ynn_fusion" not in native and "convolution(" in native

@@ -52,6 +52,7 @@ from jax.sharding import Mesh
 from gan_dynamics import parallel
 from gan_dynamics.errors import UserError
 from gan_dynamics.metrics.scores import default_cache_dir
+from gan_dynamics.models import layers
 
 INPUT_SIZE = 299
 POOL3_DIM = 2048
@@ -385,7 +386,8 @@ def make_extractor(params: Params, mesh: Mesh, *, logits_with_bias: bool = False
     batch = parallel.batch_sharding(mesh)
     params = jax.device_put(params, replicated)
     apply = jax.jit(model.apply, in_shardings=(replicated, batch),
-                    out_shardings=(batch, batch))
+                    out_shardings=(batch, batch),
+                    compiler_options=layers.native_conv_compiler_options())
 
     def extract(images):
         parallel.check_batch_size(images.shape[0], mesh)
