@@ -281,6 +281,21 @@ def test_krylov_schur_restarts_on_a_large_random_matrix(x64):
         _match(ref.eigenvalues, spectrum.select(dense, 5, which), 1e-8)
 
 
+def test_krylov_schur_leaves_an_invariant_subspace_the_start_vector_spans(x64):
+    # v0 lies in a 2-dimensional invariant subspace: the third Arnoldi vector is zero
+    # and must be replaced by a random direction orthogonal to the basis, or the
+    # eigenvalues outside that subspace are never found.
+    eigenvalues = np.array([5.0, -4.0, 3.0, 2.5, -2.0, 1.0, 0.5, 0.25])
+    rng = np.random.default_rng(1)
+    q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    a = jnp.asarray(q @ np.diag(eigenvalues) @ q.T)
+    v0 = jnp.asarray(q[:, 0] + q[:, 1])
+    result = jax.jit(lambda v: spectrum.krylov_schur(lambda u: a @ u, v, k=4, which="LM",
+                                                     ncv=6, tol=1e-10))(v0)
+    assert bool(result.converged)
+    _match(result.eigenvalues, [5.0, -4.0, 3.0, 2.5], 1e-8)
+
+
 def test_bad_arguments_fail_with_a_message():
     with pytest.raises(ValueError, match="which"):
         spectrum.krylov_schur(lambda u: u, jnp.ones(5), k=2, which="XX")
