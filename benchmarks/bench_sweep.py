@@ -21,7 +21,7 @@ grows down the table), the chunk program's memory (XLA's memory_analysis), the l
 average (other processes share the CPU), and the projected time of one full setting of
 the paper (1000 seeds x 200k iterations, n_disc = 5) per learning rate.
 
-    python benchmarks/bench_sweep.py [--seeds=10,100,1000,10000] [--steps=20] [--group=128]
+    python benchmarks/bench_sweep.py [--seeds=10,100,1000,10000] [--steps=20] [--group=1000]
 
 Writes benchmarks/results/bench_sweep.json; took 18 min on 2 cores shared with other jobs
 (load average 20-24).
@@ -111,7 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="10,100,1000,10000")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--group", type=int, default=128)
+    parser.add_argument("--group", type=int, default=1000)
     parser.add_argument("--loop-seeds", type=int, default=50)
     parser.add_argument("--one-vmap-max", type=int, default=1000)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",

@@ -21,7 +21,7 @@ and the result written once. Both are set against a microbenchmark of the same s
 (`peak_rates`): a batched matmul shaped like the step's largest, and an elementwise
 multiply-add over arrays of the step's activation size.
 
-    python benchmarks/profile_sweep.py [--group=128] [--steps=10] [--prng=threefry2x32]
+    python benchmarks/profile_sweep.py [--group=1000] [--steps=10] [--prng=threefry2x32]
 
 Prints a table and writes benchmarks/results/profile_sweep.json.
 """
@@ -252,7 +252,7 @@ def format_profile(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--group", type=int, default=128)
+    parser.add_argument("--group", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--prng", default="threefry2x32")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",

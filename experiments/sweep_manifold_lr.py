@@ -58,7 +58,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_seeds = 1000
     # Runs (seed x lr pairs) vmapped together, groups run one after another on each
     # device: bounds the step's memory and keeps it in cache (docs/sweeps.md).
-    config.chunk_seeds = 128
+    config.chunk_seeds = 1000
     config.chunk_steps = 0  # steps per chunk (progress line, stop check); 0: ~100 chunks
     config.checkpoint_every = 10  # chunks between checkpoints (and on SIGTERM/SIGINT)
     config.num_devices = 0  # 0: shard seeds over every device (of every process)
