@@ -18,7 +18,6 @@ Prints a table and writes benchmarks/results/bench_diagnostics.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -31,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.results_io import write_json  # noqa: E402
 from gan_dynamics import objectives
 from gan_dynamics.diagnostics import field, spectrum
 from gan_dynamics.models import registry
@@ -92,7 +92,7 @@ def main() -> None:
         "machine": platform.machine(), "jax": jax.__version__,
         "gradient_s": t_grad, "product_s": t_prod, "product_in_gradients": t_prod / t_grad,
     }
-    write(result, args.out)  # the timings survive an interrupted comparison
+    write_json(args.out, result)  # the timings survive an interrupted comparison
 
     solve = jax.jit(lambda lin, v: spectrum.krylov_schur(
         lin, v, k=args.k, which="LM", ncv=ncv, tol=args.tol, max_restarts=300))
@@ -138,14 +138,7 @@ def main() -> None:
                    "eigenvalues_re": b.real.tolist(), "eigenvalues_im": b.imag.tolist()},
         "max_relative_difference": rel,
     })
-    write(result, args.out)
-    print(f"wrote {args.out}")
-
-
-def write(result: dict, path: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1)
+    write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.results_io import write_json  # noqa: E402
 from gan_dynamics import objectives, optimizers  # noqa: E402
 from gan_dynamics.models import registry  # noqa: E402
 from gan_dynamics.errors import UserError  # noqa: E402
@@ -203,10 +204,8 @@ def main():
                   f"{1e3 * statistics.median(ref['adam_wgan_gp_disc_s']):.0f} ms, gen step "
                   f"{1e3 * statistics.median(ref['adam_gen_s']):.0f} ms")
 
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump(results, fh, indent=1)
-    print(f"\nwrote {args.out}")
+    print()
+    write_json(args.out, results)
 
 
 if __name__ == "__main__":

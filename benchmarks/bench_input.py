@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.results_io import write_json  # noqa: E402
 import jax  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
@@ -106,11 +106,8 @@ def main() -> None:
           f"{timing['ms_per_step_on_device']:.1f} ms on-device batches, "
           f"{timing['ms_per_step_with_loading']:.1f} ms with loading "
           f"({100 * timing['overhead']:+.1f}%)")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"jax": jax.__version__, "devices": jax.device_count(), "loader": rows,
-                   "train_step": timing}, f, indent=2)
-    print(f"wrote {args.out}")
+    write_json(args.out, {"jax": jax.__version__, "devices": jax.device_count(),
+                          "loader": rows, "train_step": timing})
 
 
 if __name__ == "__main__":

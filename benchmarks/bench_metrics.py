@@ -33,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.results_io import write_json  # noqa: E402
 from gan_dynamics import parallel  # noqa: E402
 from gan_dynamics.errors import UserError  # noqa: E402
 from gan_dynamics.metrics import convert_inception, inception  # noqa: E402
@@ -206,15 +207,12 @@ def main() -> int:
     except UserError as e:
         print(e, file=sys.stderr)
         return 2
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
     existing = {}
     if os.path.exists(args.out):  # keep the sections not rerun
         with open(args.out) as fh:
             existing = json.load(fh)
-    existing.update(results)
-    with open(args.out, "w") as fh:
-        json.dump(existing, fh, indent=1)
-    print(f"\nwrote {args.out}")
+    print()
+    write_json(args.out, {**existing, **results})
     return 0
 
 

@@ -23,19 +23,22 @@ Each step is jitted once (compile excluded) and timed as the median of `repeats`
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_dynamics import objectives
-from gan_dynamics.models import icr_dcgan, mix
-from gan_dynamics.models.mlp import MLPDiscriminator, MLPGenerator
-from gan_dynamics.optimizers import create
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.results_io import write_json  # noqa: E402
+from gan_dynamics import objectives  # noqa: E402
+from gan_dynamics.models import icr_dcgan, mix  # noqa: E402
+from gan_dynamics.models.mlp import MLPDiscriminator, MLPGenerator  # noqa: E402
+from gan_dynamics.optimizers import create  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -137,9 +140,7 @@ def main() -> None:
             print(f"{name:<10} {t:>3} {1e3 * row['step_s']:>9.2f} {ratio:>7.2f} {t * t:>5} "
                   f"{row['compile_s']:>10.1f}", flush=True)
         results["models"][name] = rows
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=1)
+    write_json(args.out, results)
     plot(results, os.path.splitext(args.out)[0] + ".png")
 
 

@@ -37,6 +37,7 @@ import time
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.results_io import write_json  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -274,11 +275,8 @@ def main() -> None:
               f"{r['collective_bytes_per_iteration'] / 1e6:8.3f} {r['solver_iterations']:5.1f} "
               f"{r['bytes_moved'] / 1e6:9.3f} {r['minimum_bytes'] / 1e6:7.3f} "
               f"{r['ms_per_step']:8.1f}")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"jax": jax.__version__, "backend": jax.default_backend(), "rows": rows}, f,
-                  indent=2)
-    print(f"wrote {args.out}")
+    write_json(args.out, {"jax": jax.__version__, "backend": jax.default_backend(),
+                          "rows": rows})
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ Writes benchmarks/results/bench_sweep.json; took 18 min on 2 cores shared with o
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -43,6 +42,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.results_io import write_json  # noqa: E402
 from benchmarks import profile_sweep  # noqa: E402
 from experiments import sweep_manifold_lr, synthetic_manifold  # noqa: E402
 from gan_dynamics.runners import sweep, synthetic_run  # noqa: E402
@@ -169,10 +169,7 @@ def main() -> None:
               "load_average_before": load_before, "load_average_after": os.getloadavg(),
               "rows": rows, "profile": profile,
               "projected_full_setting_hours": {"sweep": projected_h, "loop": loop_h}}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"Wrote {args.out}")
+    write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ ratio ACGD / Adam of time per generator step.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -28,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.results_io import write_json  # noqa: E402
 from gan_dynamics import parallel  # noqa: E402
 from gan_dynamics.runners import train, train_config, train_step  # noqa: E402
 from gan_dynamics.data import images  # noqa: E402
@@ -119,11 +119,7 @@ def main():
               f"{r['compile_and_first_step_s']:10.1f}")
     print(f"ACGD / Adam time per generator step: "
           f"{summary['acgd_over_adam_time_per_generator_step']:.2f}")
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"bench_train_{platform.node() or 'host'}.json")
-    with open(path, "w") as f:
-        json.dump(summary, f, indent=2)
-    print(f"wrote {path}")
+    write_json(os.path.join(args.out, f"bench_train_{platform.node() or 'host'}.json"), summary)
 
 
 if __name__ == "__main__":

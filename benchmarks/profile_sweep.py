@@ -46,6 +46,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.results_io import write_json  # noqa: E402
 from experiments import synthetic_manifold  # noqa: E402
 from gan_dynamics.runners import synthetic_run  # noqa: E402
 
@@ -261,10 +262,7 @@ def main() -> None:
     result = profile(args.group, args.steps, args.prng)
     result["load_average"] = os.getloadavg()
     print(format_profile(result))
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"Wrote {args.out}")
+    write_json(args.out, result)
 
 
 if __name__ == "__main__":
