@@ -10,10 +10,6 @@ gradient all-reduce sums in another order, so the comparison is to float32 round
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -21,7 +17,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import processes
+
 TIMEOUT = 900  # seconds per run (compiles on 2 shared cores); a hang fails
 
 CONFIG = textwrap.dedent("""
@@ -47,39 +44,12 @@ CONFIG = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
-def _run(tmp_path, workdir: str, optimizer: str, num_steps: int, processes: int) -> None:
-    """Train `workdir` to `num_steps` with `processes` processes of 4 / processes devices."""
-    devices = 4 // processes
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT,
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-    argv = [sys.executable, os.path.join(ROOT, "experiments", "run.py"),
-            f"--config={tmp_path / 'multihost.py'}:{optimizer}",
-            f"--workdir={tmp_path / workdir}", f"--config.train.num_steps={num_steps}"]
-    if processes > 1:
-        port = _free_port()
-        argv += ["--config.parallel.distributed=True",
-                 f"--config.parallel.coordinator_address=localhost:{port}",
-                 f"--config.parallel.num_processes={processes}"]
-    procs = [subprocess.Popen(argv + ([f"--config.parallel.process_id={i}"] if processes > 1
-                                      else []),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=env, cwd=str(tmp_path))
-             for i in range(processes)]
-    try:
-        results = [proc.communicate(timeout=TIMEOUT) for proc in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    for proc, (_, err) in zip(procs, results):
-        assert proc.returncode == 0, err[-3000:]
+def _run(tmp_path, workdir: str, optimizer: str, num_steps: int, nproc: int) -> None:
+    """Train `workdir` to `num_steps` with `nproc` processes of 4 / nproc devices."""
+    processes.run(tmp_path, [f"--config={tmp_path / 'multihost.py'}:{optimizer}",
+                             f"--workdir={tmp_path / workdir}",
+                             f"--config.train.num_steps={num_steps}"],
+                  nproc, TIMEOUT, devices=4 // nproc)
 
 
 def _losses(tmp_path, workdir: str) -> dict[int, tuple[float, float]]:
@@ -119,18 +89,18 @@ def _assert_same_run(tmp_path, a: str, b: str, steps: range, last: int) -> None:
 
 @pytest.mark.slow  # six JAX processes compile the tiny GAN: minutes on 2 cores
 @pytest.mark.parametrize("optimizer", ["acgd", "altgd_gp"])
-def test_two_processes_equal_one_process_and_checkpoints_move_between_them(tmp_path,
+def test_two_nprocequal_one_process_and_checkpoints_move_between_them(tmp_path,
                                                                            optimizer):
     (tmp_path / "multihost.py").write_text(CONFIG)
-    _run(tmp_path, "one", optimizer, num_steps=3, processes=1)
-    _run(tmp_path, "two", optimizer, num_steps=3, processes=2)
+    _run(tmp_path, "one", optimizer, num_steps=3, nproc=1)
+    _run(tmp_path, "two", optimizer, num_steps=3, nproc=2)
     _assert_same_run(tmp_path, "one", "two", range(3), last=3)
 
     # A 2-process checkpoint continued by 1 process, and a 1-process one by 2 processes,
     # both equal the uninterrupted 1-process run.
-    _run(tmp_path, "one", optimizer, num_steps=5, processes=1)
-    _run(tmp_path, "two", optimizer, num_steps=5, processes=1)
+    _run(tmp_path, "one", optimizer, num_steps=5, nproc=1)
+    _run(tmp_path, "two", optimizer, num_steps=5, nproc=1)
     _assert_same_run(tmp_path, "one", "two", range(5), last=5)
-    _run(tmp_path, "one_then_two", optimizer, num_steps=3, processes=1)
-    _run(tmp_path, "one_then_two", optimizer, num_steps=5, processes=2)
+    _run(tmp_path, "one_then_two", optimizer, num_steps=3, nproc=1)
+    _run(tmp_path, "one_then_two", optimizer, num_steps=5, nproc=2)
     _assert_same_run(tmp_path, "one", "one_then_two", range(5), last=5)
