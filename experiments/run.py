@@ -18,7 +18,6 @@ for SIGTERM, 130 for Ctrl-C); run the same command again to resume.
 from __future__ import annotations
 
 import ast
-import importlib
 import json
 import os
 import shutil
@@ -36,13 +35,8 @@ from ml_collections.config_flags import config_flags as _config_flags  # noqa: E
 from gan_dynamics import errors, signals  # noqa: E402
 from gan_dynamics.errors import UserError  # noqa: E402
 
-RUNNERS = {
-    "toy_game": "gan_dynamics.runners.toy_run:run",
-    "synthetic": "gan_dynamics.runners.synthetic_run:run",
-    "sweep": "gan_dynamics.runners.sweep:run",
-    "image": "gan_dynamics.runners.train:run",
-    "mix_gaussians": "gan_dynamics.runners.mix_gaussians_run:run",
-}
+from gan_dynamics.runners import dispatch  # noqa: E402
+from gan_dynamics.runners.dispatch import RUNNERS, resolve_runner  # noqa: E402,F401
 
 
 class Invocation(NamedTuple):
@@ -54,15 +48,6 @@ class Invocation(NamedTuple):
     workdir: str
     debug: bool
     verbosity: Optional[int]  # None: absl/Orbax INFO stays off
-
-
-def resolve_runner(name: str):
-    """The `run(config, workdir)` function registered under `name`."""
-    if name not in RUNNERS:
-        raise UserError(f"config.runner={name!r} is not one of {sorted(RUNNERS)}."
-                        + errors.did_you_mean(name, RUNNERS))
-    module, attr = RUNNERS[name].split(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def default_workdir(config_path: str) -> str:
@@ -234,15 +219,13 @@ def _remove_if_empty(workdir: str) -> None:
 
 def execute(inv: Invocation) -> Any:
     """Validate the config, prepare the workdir and run; the runner's result."""
-    from gan_dynamics import validation
-
-    config = validation.resolve_quick(inv.config, inv.overridden)
+    config = dispatch.resolve_quick(inv.config, inv.overridden)
     if config.get("runner") in ("image", "sweep") and "parallel" in config:
         # Before anything starts JAX's backend (the checks build models abstractly).
         from gan_dynamics import parallel
 
         parallel.initialize_distributed(config.parallel)
-    validation.check(config, data=False)
+    dispatch.check(config, data=False)
     run = resolve_runner(config.runner)
     # Only a single process removes an empty workdir it created on failure: in a
     # multi-process run another process may be about to write there.

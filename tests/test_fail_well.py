@@ -202,16 +202,16 @@ def test_bad_input(row, tmp_path, tiny, capsys):
 
 
 def test_quick_keeps_keys_the_command_line_set(tmp_path):
-    from gan_dynamics import validation
+    from gan_dynamics.runners import dispatch
     from gan_dynamics.runners import sweep, synthetic_run
 
     inv = RUN.parse(["run.py", f"--config={SYNTH}", "--config.quick=True",
                      "--config.steps=1000"])
-    resolved = synthetic_run.resolve(validation.resolve_quick(inv.config, inv.overridden))
+    resolved = synthetic_run.resolve(dispatch.resolve_quick(inv.config, inv.overridden))
     assert (resolved.steps, resolved.log_every) == (1000, 250)  # log_every from quick
     inv = RUN.parse(["run.py", f"--config={SWEEP}", "--config.quick=True",
                      "--config.optimizers.altgd.lrs=(1e-3,)"])
-    resolved = synthetic_run.resolve(validation.resolve_quick(inv.config, inv.overridden))
+    resolved = synthetic_run.resolve(dispatch.resolve_quick(inv.config, inv.overridden))
     assert tuple(resolved.optimizers.altgd.lrs) == (1e-3,)
     assert resolved.num_seeds == 32 and resolved.steps == 1000
     sweep.validate(resolved)

@@ -3,7 +3,7 @@
 Each `python experiments/run.py ...` line of README.md is parsed exactly as the command
 line parses it (`run.parse`: the config file, then its `--config.*` overrides as
 ml_collections' config_flags applies them), `quick` is resolved, and the runner's
-validation and builders run without training (`validation.check`): models, optimizers,
+validation and builders run without training (`runners.dispatch.check`): models, optimizers,
 penalties, games and sweep cells. Image configs whose dataset is not prepared on this
 machine build everything but the data. Every `--config.*` override the README mentions
 in its prose must build with at least one experiment config.
@@ -19,7 +19,7 @@ import shlex
 
 import pytest
 
-from gan_dynamics import validation
+from gan_dynamics.runners import dispatch
 from gan_dynamics.data import images
 from gan_dynamics.errors import UserError
 
@@ -77,12 +77,12 @@ def _fill(arg: str) -> str:
 def build(argv: list[str]) -> str:
     """Parse and build the config of `argv` without training; what the data check did."""
     inv = RUN.parse(["run.py", *argv])
-    config = validation.resolve_quick(inv.config, inv.overridden)
+    config = dispatch.resolve_quick(inv.config, inv.overridden)
     try:
-        validation.check(config, data=True)
+        dispatch.check(config, data=True)
         return "built with data"
     except images.DatasetNotPreparedError:
-        validation.check(config, data=False)
+        dispatch.check(config, data=False)
         return "built without data (not prepared here)"
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from gan_dynamics.errors import UserError, did_you_mean
 from gan_dynamics.optimizers.base import GameOptimizer
-from gan_dynamics.validation import check_hyperparameters
+from gan_dynamics.checks import check_hyperparameters
 
 # name -> "module:factory" inside this package; modules load lazily.
 _REGISTRY = {
@@ -40,7 +40,7 @@ def factory(name: str):
 
 def create(name: str, **hyperparameters: Any) -> GameOptimizer:
     """Build the optimizer `name`; unknown or bad hyperparameters fail with a UserError
-    naming the accepted ones or the valid range (`validation.check_hyperparameters`;
+    naming the accepted ones or the valid range (`checks.check_hyperparameters`;
     values that are JAX arrays, e.g. a sweep's traced lr, are not checked)."""
     make = factory(name)
     accepted = inspect.signature(make).parameters

@@ -36,6 +36,7 @@ import numpy as np
 
 from gan_dynamics import objectives
 from gan_dynamics.data import gaussian_mixtures as gm
+from gan_dynamics.errors import UserError
 from gan_dynamics.metrics import nn_distance as nnd
 from gan_dynamics.models import mix
 from gan_dynamics.models.mlp import MLPDiscriminator, MLPGenerator
@@ -62,6 +63,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.steps={config.steps} must be a multiple of "
                          f"config.eval_every={config.eval_every}.")
     nnd.check(_nn_config(config))
+
+
+def check(config: ml_collections.ConfigDict, data: bool = True) -> None:
+    """Runner "mix_gaussians": the config's values, without compiling (UserError)."""
+    del data  # the mixtures are generated from the config
+    try:
+        validate(resolve(config))
+    except (ValueError, TypeError) as err:
+        raise err if isinstance(err, UserError) else UserError(str(err)) from err
 
 
 def _nn_config(config: ml_collections.ConfigDict) -> nnd.NNDistanceConfig:

@@ -54,6 +54,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from gan_dynamics import signals
+from gan_dynamics.checks import check_value
 from gan_dynamics.errors import UserError
 from gan_dynamics.runners import synthetic_run
 
@@ -500,6 +501,27 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 raise ValueError(f"config.optimizers.{optimizer}.lrs is empty.")
             synthetic_run.validate(cell)
             synthetic_run.chunk_blocks(cell, TARGET_CHUNKS)
+
+
+def check(config: ml_collections.ConfigDict, data: bool = True) -> None:
+    """Runner "sweep": every cell's config and every learning rate of its grid."""
+    del data  # the data are generated from the config
+    try:
+        config = synthetic_run.resolve(config)
+        validate(config)
+        synthetic_run.check_values(config)
+        for optimizer in _names(config.run_optimizers):
+            settings = config.optimizers[optimizer]
+            lrs = list(settings.get("lrs", ())) if config.sweep == "lr" else []
+            for lr in lrs:
+                check_value(f"config.optimizers.{optimizer}.lrs: ", "lr", lr)
+            if "lr" in settings:
+                check_value(f"config.optimizers.{optimizer}.", "lr", settings.lr)
+            cell = cell_config(config, _names(config.models)[0], optimizer)
+            synthetic_run.make_optimizer(cell.optimizer,
+                                         float(lrs[0] if lrs else cell.optimizer.lr))
+    except (ValueError, TypeError) as err:
+        raise err if isinstance(err, UserError) else UserError(str(err)) from err
 
 
 # Fields that do not change a cell's results: which cells a command runs, and how.

@@ -40,6 +40,7 @@ import numpy as np
 from absl import logging
 
 from gan_dynamics import objectives, penalties
+from gan_dynamics.checks import check_value
 from gan_dynamics.data import synthetic as synthetic_data
 from gan_dynamics.errors import UserError
 from gan_dynamics.metrics import gaussian
@@ -110,6 +111,30 @@ def validate(config: ml_collections.ConfigDict) -> None:
                          f"{objectives.WGAN_CLIP}); got {config.weight_clip}.")
     if config.weight_clip < 0:
         raise ValueError(f"config.weight_clip must be >= 0, got {config.weight_clip}.")
+
+
+def check_values(config: ml_collections.ConfigDict) -> None:
+    """What `validate` leaves: penalty weight, DRAGAN scale, spreads (UserError)."""
+    for key in ("penalty_weight", "mean_std", "direction_std", "parallel_offset"):
+        value = config.get(key, 0.0)
+        if isinstance(value, (str, bool)) or not value >= 0:
+            raise UserError(f"config.{key}={value!r} must be a finite number >= 0.")
+    scale = config.get("dragan", {}).get("scale", 0.0)
+    if isinstance(scale, (str, bool)) or not scale >= 0:
+        raise UserError(f"config.dragan.scale={scale!r} must be >= 0 (e.g. 0.5).")
+
+
+def check(config: ml_collections.ConfigDict, data: bool = True) -> None:
+    """Runner "synthetic": schema, values and the optimizer at the configured lr."""
+    del data  # the data are generated from the config
+    try:
+        config = resolve(config)
+        validate(config)
+        check_values(config)
+        check_value("config.optimizer.", "lr", config.optimizer.lr)
+        make_optimizer(config.optimizer, float(config.optimizer.lr))
+    except (ValueError, TypeError) as err:
+        raise err if isinstance(err, UserError) else UserError(str(err)) from err
 
 
 def make_optimizer(optimizer_config: ml_collections.ConfigDict, lr: Array,

@@ -208,6 +208,16 @@ def check_config(config) -> None:
                         + did_you_mean(config.x_axis, X_AXES))
 
 
+def check(config, data: bool = True) -> None:
+    """Runner "toy_game": schema, the game and every optimizer entry, without compiling."""
+    del data  # toy games read no dataset
+    try:
+        check_config(config)
+        build_entries(config)
+    except (ValueError, TypeError) as err:
+        raise err if isinstance(err, UserError) else UserError(str(err)) from err
+
+
 def format_table(results: dict[str, dict[str, Any]]) -> str:
     """A fixed-width table of the summaries, one row per optimizer entry.
 

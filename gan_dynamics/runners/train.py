@@ -54,7 +54,7 @@ from gan_dynamics import checkpoints, parallel, signals
 from gan_dynamics.data import loader
 from gan_dynamics.errors import NonFiniteLoss, UserError
 from gan_dynamics.outputs import MetricWriter, read_metrics, save_image_grid, save_loss_curves
-from gan_dynamics.runners.train_config import (EVAL_SECTIONS, Experiment, build,
+from gan_dynamics.runners.train_config import (EVAL_SECTIONS, Experiment, build, check,  # noqa: F401  (the runner's check)
                                                check_config)
 from gan_dynamics.runners.train_step import TrainState, create_state, generate_fn, jit_train_step
 

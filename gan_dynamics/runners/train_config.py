@@ -19,7 +19,7 @@ from gan_dynamics import objectives, penalties
 from gan_dynamics.errors import UserError, did_you_mean
 from gan_dynamics.optimizers import create as create_optimizer
 from gan_dynamics.optimizers.base import GameOptimizer
-from gan_dynamics.validation import check_value
+from gan_dynamics.checks import check_value
 
 
 class Experiment(NamedTuple):
@@ -299,3 +299,16 @@ def build(config: ml_collections.ConfigDict, source: Any = None) -> Experiment:
     )
 
 
+def check(config: ml_collections.ConfigDict, data: bool = True) -> None:
+    """Runner "image": schema, values, optimizer, penalty, models (and the dataset with
+    `data`), without compiling; UserError if any is bad."""
+    try:
+        if data:
+            build(config)
+        else:
+            check_config(config)
+            build_optimizer(config)
+            build_penalty(config)
+            build_models(config)
+    except (ValueError, TypeError) as err:
+        raise err if isinstance(err, UserError) else UserError(str(err)) from err

@@ -1,0 +1,96 @@
+"""Generic checks of user-set values, below every other module.
+
+The hyperparameter rules every optimizer applies to its arguments (`check_hyperparameters`,
+called by `optimizers.create`): learning rates > 0, momenta in [0, 1), tolerances >= 0,
+iteration counts >= 1. Values that are not concrete numbers (JAX arrays, e.g. a sweep's
+traced learning rate) are left alone: sweeps validate their grids from the config instead.
+`non_finite` finds the NaN and inf values of a nested config. Each runner checks its own
+schema with these (`runners/*`), and `runners.dispatch.check` runs the runner's checks.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Mapping
+
+import ml_collections
+
+from gan_dynamics.errors import UserError
+
+# Hyperparameter name -> (rule, what it is). Rules: "positive" (> 0), "unit" ([0, 1)),
+# "nonnegative" (>= 0), "count" (integer >= 1).
+_RULES = {
+    "lr": ("positive", "a learning rate, e.g. 1e-4"),
+    "lr_x": ("positive", "the generator's learning rate, e.g. 1e-4"),
+    "lr_y": ("positive", "the discriminator's learning rate, e.g. 1e-4"),
+    "eps": ("positive", "a small constant that keeps a division finite, e.g. 1e-8"),
+    "align_eps": ("positive", "SGA's alignment constant, e.g. 0.1"),
+    "beta": ("unit", "ACGD's second-moment decay, e.g. 0.99"),
+    "b1": ("unit", "Adam's first-moment decay, e.g. 0.5"),
+    "b2": ("unit", "Adam's second-moment decay, e.g. 0.999"),
+    "decay": ("unit", "RMSProp's decay, e.g. 0.9"),
+    "momentum": ("unit", "a momentum, e.g. 0.9"),
+    "tol": ("nonnegative", "a relative solver tolerance, e.g. 1e-6"),
+    "atol": ("nonnegative", "an absolute solver tolerance, e.g. 1e-10"),
+    "gamma": ("nonnegative", "the consensus weight, e.g. 1.0"),
+    "lam": ("nonnegative", "SGA's weight, e.g. 1.0"),
+    "weight": ("nonnegative", "a penalty weight λ, e.g. 10"),
+    "max_iter": ("count", "a solver iteration bound, e.g. 100"),
+    "restart": ("count", "the GMRES restart length, e.g. 20"),
+    "n_disc": ("count", "discriminator steps per generator step, e.g. 1 or 5"),
+}
+
+_WORDS = {"positive": "a finite number > 0", "unit": "a number in [0, 1)",
+          "nonnegative": "a finite number >= 0", "count": "an integer >= 1"}
+
+
+def _concrete(value: Any) -> bool:
+    return isinstance(value, numbers.Number) and not isinstance(value, bool)
+
+
+def check_value(where: str, name: str, value: Any) -> None:
+    """Check one hyperparameter `name` (rules above); `where` prefixes the message."""
+    if name not in _RULES or value is None:
+        return
+    rule, meaning = _RULES[name]
+    if isinstance(value, (str, bool)):
+        raise UserError(f"{where}{name}={value!r} must be {_WORDS[rule]} ({meaning}).")
+    if not _concrete(value):
+        return  # traced (a sweep's lr): checked from the config instead
+    try:
+        v = float(value)
+    except (TypeError, ValueError):  # complex, arrays of several values, other objects
+        raise UserError(f"{where}{name}={value!r} must be {_WORDS[rule]} ({meaning}).")
+    ok = math.isfinite(v) and {
+        "positive": v > 0,
+        "unit": 0 <= v < 1,
+        "nonnegative": v >= 0,
+        "count": v >= 1 and v == int(v),
+    }[rule]
+    if not ok:
+        raise UserError(f"{where}{name}={value!r} must be {_WORDS[rule]} ({meaning}).")
+
+
+def check_hyperparameters(name: str, hyperparameters: Mapping[str, Any]) -> None:
+    """The optimizer factory's check of `create(name, **hyperparameters)`."""
+    where = f"Optimizer {name!r}: "
+    for key, value in hyperparameters.items():
+        if key in ("transform_x", "transform_y") and isinstance(value, Mapping):
+            for t_key, t_value in value.items():
+                check_value(f"{where}{key}.", t_key, t_value)
+        else:
+            check_value(where, key, value)
+
+
+def non_finite(tree: Any, prefix: str = "config") -> list[str]:
+    """Paths of the NaN/inf floats anywhere in a (nested) config."""
+    if isinstance(tree, ml_collections.ConfigDict):
+        tree = tree.to_dict()
+    if isinstance(tree, Mapping):
+        return [p for k, v in tree.items() for p in non_finite(v, f"{prefix}.{k}")]
+    if isinstance(tree, (list, tuple)):
+        return [p for i, v in enumerate(tree) for p in non_finite(v, f"{prefix}[{i}]")]
+    if isinstance(tree, float) and not math.isfinite(tree):
+        return [f"{prefix}={tree}"]
+    return []
