@@ -60,12 +60,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def _steps(workdir: str, which: str) -> list[int]:
-    from gan_dynamics.diagnostics import image_run
+    from gan_dynamics.runners import open_run
 
-    saved = image_run.checkpoint_steps(workdir)
+    saved = open_run.checkpoint_steps(workdir)
     if which == "latest":
         if not saved:
-            raise UserError(f"{image_run.checkpoint_dir(workdir)} holds no checkpoint; "
+            raise UserError(f"{open_run.checkpoint_dir(workdir)} holds no checkpoint; "
                             "train first, or pass --checkpoint=0 for the initial state.")
         return [saved[-1]]
     if which == "all":
@@ -80,15 +80,14 @@ def diagnose(args: argparse.Namespace) -> list[str]:
     """Diagnose the requested checkpoints; the paths written."""
     import jax
 
-    from gan_dynamics.diagnostics import image_run, report
+    from gan_dynamics import parallel
+    from gan_dynamics.diagnostics import report
+    from gan_dynamics.runners import image_diagnostics, open_run
     from gan_dynamics.runners.train_config import build
 
     if not os.path.isdir(args.workdir):
         raise UserError(f"--workdir={args.workdir} is not a directory; pass a run's workdir.")
-    config = image_run.load_config(args.workdir, args.config)
-    if config.get("runner", "image") != "image":
-        raise UserError(f"The run in {args.workdir} has runner {config.runner!r}; "
-                        "diagnose.py reads image runs.")
+    config = open_run.load_config(args.workdir, config_path=args.config)
     which = tuple(w.strip() for w in args.which.split(",") if w.strip())
     options = report.Options(k=args.k, which=which, ncv=args.ncv, tol=args.tol,
                              max_restarts=args.max_restarts,
@@ -97,16 +96,17 @@ def diagnose(args: argparse.Namespace) -> list[str]:
     report.check_options(options)
     steps = _steps(args.workdir, args.checkpoint)
     exp = build(config)
-    batch = image_run.fixed_batch(exp, config, args.batch_size)
+    batch = image_diagnostics.fixed_batch(exp, config, args.batch_size)
     diagnostics = report.PointDiagnostics(
-        image_run.fixed_game_fn(exp, batch, int(config.seed)), options,
-        image_run.step_sizes_fn(config))
+        image_diagnostics.fixed_game_fn(exp, batch, int(config.seed)), options,
+        image_diagnostics.step_sizes_fn(config))
     out_dir = os.path.join(args.workdir, "diagnostics")
     os.makedirs(out_dir, exist_ok=True)
-    start = image_run.restore_state(args.workdir, 0, exp, config)
+    mesh = parallel.make_mesh(1)
+    start = open_run.restore_state(config, exp, args.workdir, 0, mesh)
     written = []
     for step in steps:
-        state = start if step == 0 else image_run.restore_state(args.workdir, step, exp, config)
+        state = start if step == 0 else open_run.restore_state(config, exp, args.workdir, step, mesh)
         print(f"Diagnosing step {step} ({jax.device_count()} device(s))...", flush=True)
         result = diagnostics.compute(state, start=None if step == 0 else start,
                                      progress=lambda part: print(f"  {part}...", flush=True))

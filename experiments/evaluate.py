@@ -14,7 +14,6 @@ checkpoint, config or weights file is reported in one message (exit status 2).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 from typing import Sequence
@@ -22,16 +21,6 @@ from typing import Sequence
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gan_dynamics.errors import UserError, run_main
-
-
-def load_config_file(path: str):
-    """`get_config()` of an experiment file."""
-    if not os.path.exists(path):
-        raise UserError(f"--config={path} does not exist.")
-    spec = importlib.util.spec_from_file_location("_evaluated_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def format_table(step: int, results: dict[str, float]) -> str:
@@ -55,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not os.path.isdir(args.workdir):
         raise UserError(f"--workdir={args.workdir} is not a directory.")
-    from gan_dynamics.metrics import evaluate
+    from gan_dynamics.runners import image_eval as evaluate
+    from gan_dynamics.runners.open_run import load_config_file
 
     config = load_config_file(args.config) if args.config else None
     overrides = {} if args.num_samples is None else {"num_samples": args.num_samples}

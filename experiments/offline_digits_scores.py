@@ -60,18 +60,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import jax
-    from evaluate import load_config_file  # experiments/evaluate.py
-
-    from gan_dynamics import checkpoints, parallel
+    from gan_dynamics import parallel
     from gan_dynamics.data import images
-    from gan_dynamics.metrics import classifier, evaluate
+    from gan_dynamics.metrics import classifier
+    from gan_dynamics.runners import image_eval, open_run
     from gan_dynamics.runners.train_config import build
     from gan_dynamics.runners.train_step import create_state, generate_fn
 
+    from gan_dynamics import checkpoints
+
     if checkpoints.read_config(args.workdir) is not None:
-        config = evaluate.load_run_config(args.workdir)
+        config = open_run.load_config(args.workdir)
     else:
-        config = load_config_file(args.config)
+        config = open_run.load_config_file(args.config)
     config.eval.metrics = METRICS
     config.eval.num_samples = HALF
     exp = build(config)
@@ -80,11 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                image_size=config.data.image_size or None)
     order = np.random.default_rng(_ORDER_SEED).permutation(test.num_examples)
     reference, real = test.read(order[:HALF]), test.read(order[HALF:2 * HALF])
-    evaluator = evaluate.make_evaluator(config, exp, heldout=reference)
+    evaluator = image_eval.make_evaluator(config, exp, heldout=reference)
 
     untrained, _ = create_state(exp, int(config.seed), parallel.make_mesh(
         int(config.parallel.num_devices)))
-    trained = evaluate.restore_state(config, exp, args.workdir)
+    trained = open_run.restore_state(config, exp, args.workdir)
     noise = np.random.default_rng(0).uniform(-1, 1, real.shape).astype(np.float32)
     rows = [
         ("held-out real digits", evaluator.score(real)),
@@ -100,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for label, values in rows:
         print(f"| {label} | " + " | ".join(f"{values[n]:.3f}" for n in names) + " |")
     print(f"ms_ssim of the held-out reference pairs (ms_ssim_test): {rows[0][1]['ms_ssim_test']:.3f}")
-    options = evaluate._options(classifier.ClassifierOptions, config.eval.classifier, "classifier")
+    options = image_eval.section_options(classifier.ClassifierOptions, config.eval.classifier, "classifier")
     sizes = [int(s) for s in args.classifier_sizes.split(",") if s.strip()]
     for line in classifier_accuracies(sizes, options):
         print(line)

@@ -113,7 +113,7 @@ def model_label(workdir: str) -> str:
 
 def last_evaluation(workdir: str, metric: str) -> tuple[float, float | None] | None:
     """(value, test reference) of the run's last evaluation that has `metric`."""
-    from gan_dynamics.metrics.evaluate import read_evals
+    from gan_dynamics.runners.image_eval import read_evals
 
     evals = read_evals(workdir)
     steps = [s for s in sorted(evals) if metric in evals[s]]

@@ -89,8 +89,9 @@ def read_config(workdir: str) -> Optional[dict[str, Any]]:
         with open(path) as f:
             return json.load(f)
     except (OSError, ValueError) as err:
-        raise UserError(f"{path} cannot be read ({err}); restore it from the run's "
-                        "results.json 'config', or use a fresh --workdir.") from err
+        what = "is not valid JSON" if isinstance(err, ValueError) else "cannot be read"
+        raise UserError(f"{path} {what} ({err}); restore it from the run's results.json "
+                        "'config', pass the run's --config, or use a fresh --workdir.") from err
 
 
 def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
@@ -205,6 +206,22 @@ class Checkpoints:
                 print(f"Checkpoint step {step} is {kind}: {reason}. Moved it to {moved}; "
                       f"{then}.", file=sys.stderr, flush=True)
         return None
+
+    def restore(self, step: int, abstract: Any) -> Any:
+        """Checkpoint `step` restored into `abstract`'s shapes; UserError in one line when
+        there is none at that step, or it does not fit, or it cannot be read."""
+        steps = self.steps()
+        if step not in steps:
+            raise UserError(f"{self.directory} has no checkpoint at step {step}; it has "
+                            f"{steps or 'none'}.")
+        try:
+            return self.manager.restore(step, args=self._ocp.args.StandardRestore(abstract))
+        except Exception as err:  # Orbax/tensorstore raise ValueError, OSError, ...
+            _quiet_orbax_failures()
+            kind, reason = diagnose(os.path.join(self.directory, str(step)), err)
+            raise UserError(f"Checkpoint step {step} in {self.directory} is {kind} for this "
+                            f"config ({reason}); pass the config the run was started with."
+                            ) from err
 
     def _move_aside(self, step: int) -> str:
         target_dir = os.path.join(self.directory, DAMAGED_DIR)

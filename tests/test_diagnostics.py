@@ -22,12 +22,12 @@ from gan_dynamics import objectives, toy_games
 from gan_dynamics.diagnostics import (
     analysis,
     field,
-    hooks,
     path_angle,
     report,
     spectrum,
 )
 from gan_dynamics.errors import UserError
+from gan_dynamics.runners import image_diagnostics as hooks
 
 
 def _match(found, expected, atol):

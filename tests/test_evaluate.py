@@ -12,7 +12,7 @@ import pytest
 
 from gan_dynamics.data import images
 from gan_dynamics.errors import UserError
-from gan_dynamics.metrics import evaluate
+from gan_dynamics.runners import image_eval as evaluate
 from gan_dynamics.runners import train, train_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

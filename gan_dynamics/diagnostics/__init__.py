@@ -7,7 +7,8 @@
 - `analysis`: the field's eigenvalues, each player's Hessian extremes, the symmetric and
   antisymmetric parts of the Jacobian, the CGD/ACGD system's conditioning.
 - `path_angle`: Berard et al. 2020's path-angle between two parameter points.
-- `report`, `image_run`, `hooks`: the image runner's checkpoints and periodic evaluation.
+- `report`: the diagnostics of one point, as JSON-ready scalars (used by the image
+  runner's hooks, `runners.image_diagnostics`, and experiments/diagnose.py).
 
 docs/diagnostics.md says what each quantity is and how to read it.
 """

@@ -432,21 +432,16 @@ def _mixture_state(state: Optional[dict[str, Any]]) -> dict[str, Any]:
     return {c: {COMPONENTS: v} for c, v in (state or {}).items()}
 
 
-def make(base: str, components: int = 5, entropy_weight: float = 0.1,
-         **base_kwargs: Any) -> tuple[MixGenerator, MixDiscriminator]:
-    """MIX+`base`: mixtures of T = `components` copies of registry model `base`.
+def make(generator: nn.Module, discriminator: nn.Module, components: int = 5,
+         entropy_weight: float = 0.1) -> tuple[MixGenerator, MixDiscriminator]:
+    """MIX+GAN: mixtures of T = `components` copies of the pair (generator, discriminator).
 
-    `base_kwargs` go to the base model (e.g. z_dim, width, image_size). The mixture
-    generator's latent is 1 + the base's z_dim (the first coordinate picks the component).
+    The mixture generator's latent is 1 + the base's z_dim (the first coordinate picks
+    the component). `models.registry` builds the base pair by name ("mix" entries).
     """
-    from gan_dynamics.models import registry
-
-    if base == "mix":
-        raise ValueError("model.base='mix': a mixture's base must be a plain model.")
     if int(components) < 1:
         raise ValueError(f"model.components={components} must be >= 1.")
     if not entropy_weight >= 0:
         raise ValueError(f"model.entropy_weight={entropy_weight} must be >= 0.")
-    generator, discriminator = registry.get_model(base, **base_kwargs)
     return (MixGenerator(generator, int(components), float(entropy_weight)),
             MixDiscriminator(discriminator, int(components), float(entropy_weight)))

@@ -29,11 +29,24 @@ import numpy as np
 
 from gan_dynamics.models import dcgan, icr_dcgan, mix, wgan_gp_cifar
 
+
+
+def make_mix(base: str, components: int = 5, entropy_weight: float = 0.1,
+             **base_kwargs: Any) -> tuple[mix.MixGenerator, mix.MixDiscriminator]:
+    """MIX+`base`: mixtures of T = `components` copies of registry model `base`.
+
+    `base_kwargs` go to the base model (e.g. z_dim, width, image_size).
+    """
+    if base == "mix":
+        raise ValueError("model.base='mix': a mixture's base must be a plain model.")
+    return mix.make(*get_model(base, **base_kwargs), components, entropy_weight)
+
+
 MODELS: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {
     "icr_dcgan": icr_dcgan.make,
     "wgan_gp_cifar": wgan_gp_cifar.make,
     "dcgan": dcgan.make,
-    "mix": mix.make,  # MIX+<base>: {"name": "mix", "base": "dcgan", "components": 5, ...}
+    "mix": make_mix,  # MIX+<base>: {"name": "mix", "base": "dcgan", "components": 5, ...}
 }
 
 

@@ -8,6 +8,7 @@ the models, optimizer, data and loss before anything is compiled.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, NamedTuple, Optional
 
@@ -17,6 +18,8 @@ import ml_collections
 
 from gan_dynamics import objectives, penalties
 from gan_dynamics.errors import UserError, did_you_mean
+from gan_dynamics.metrics import classifier as classifier_lib
+from gan_dynamics.metrics import critic as critic_lib
 from gan_dynamics.optimizers import create as create_optimizer
 from gan_dynamics.optimizers.base import GameOptimizer
 from gan_dynamics.checks import check_value
@@ -93,16 +96,43 @@ def default_config() -> ml_collections.ConfigDict:
             "process_id": -1,
         }
     )
-    # Periodic spectra of the game (gan_dynamics.diagnostics.hooks.make_eval_hooks);
-    # every = 0: off.
-    from gan_dynamics.diagnostics.hooks import default_section
-
-    config.diagnostics = default_section()
-    # Sample metrics (gan_dynamics.metrics.evaluate.make_eval_hooks); metrics = "": off.
-    from gan_dynamics.metrics.evaluate import default_section as eval_section
-
+    config.diagnostics = diagnostics_section()
     config.eval = eval_section()
     return config
+
+
+# Sample metrics `config.eval.metrics` may name (`image_eval`; docs/metrics.md).
+METRICS = ("classifier_is", "classifier_fid", "critic", "ms_ssim", "inception_score", "fid")
+
+
+def eval_section() -> ml_collections.ConfigDict:
+    """`config.eval`: the sample metrics of periodic evaluation (`image_eval`); off."""
+    return ml_collections.ConfigDict({
+        "metrics": "",  # comma-separated subset of METRICS, e.g. "classifier_is,critic"; "": off
+        "num_samples": 1000,  # generated images per evaluation (and at most as many real)
+        "split": "test",  # held-out real images (never read by training)
+        "batch_size": 250,  # images per generator / classifier / Inception call
+        "seed": 0,  # latents of the evaluation samples, the critic's initialisation
+        "is_splits": 10,  # parts of the Inception Scores' mean and std
+        "classifier": dataclasses.asdict(classifier_lib.ClassifierOptions()),
+        "critic": dataclasses.asdict(critic_lib.CriticOptions()),
+        "inception_weights": "",  # converted .npz; "": the cache's default path
+    })
+
+
+def diagnostics_section() -> ml_collections.ConfigDict:
+    """`config.diagnostics`: periodic spectra of the game (`image_diagnostics`); off."""
+    return ml_collections.ConfigDict({
+        "every": 0,  # diagnose at eval steps that are multiples of this; 0: off
+        "k": 6,  # eigenvalues of the field's Jacobian per criterion
+        "which": "LM,LR",  # criteria: LM |λ|, LR max Re, SR min Re, LI max |Im|
+        "tol": 1e-3,  # relative residual of each eigenvalue
+        "max_restarts": 30,
+        "hessian": True,  # each player's extreme Hessian eigenvalues
+        "decomposition": False,  # norms of J's symmetric/antisymmetric parts
+        "cgd_system": True,  # CGD/ACGD system's condition number (those optimizers only)
+        "batch_size": 0,  # the fixed batch's size; 0: config.data.batch_size
+    })
 
 
 def adam_altgd(lr: float, b1: float, b2: float, n_disc: int) -> ml_collections.ConfigDict:
@@ -202,8 +232,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 # Optional sections of periodic evaluation -> the module whose `make_eval_hooks(config,
 # exp)` reads it; the loop imports a module only when its section is present.
 EVAL_SECTIONS = {
-    "eval": "gan_dynamics.metrics.evaluate",
-    "diagnostics": "gan_dynamics.diagnostics.hooks",
+    "eval": "gan_dynamics.runners.image_eval",
+    "diagnostics": "gan_dynamics.runners.image_diagnostics",
     "nn_distance": "gan_dynamics.metrics.nn_distance",
 }
 

@@ -1,6 +1,6 @@
-"""Sample metrics of an image GAN from its config: periodic hooks and checkpoint scoring.
+"""Sample metrics of an image run: periodic hooks and checkpoint scoring.
 
-`config.eval` (in the image runner's default config; `default_section`) names the metrics
+`config.eval` (in the image runner's default config; `train_config.eval_section`) names the metrics
 (`metrics`: comma-separated, "" = off) and their options; the loop runs them every
 `config.train.eval_every` steps through `make_eval_hooks(config, exp)` and logs them as
 `eval/<name>`, and `evaluate_checkpoint` scores a saved run (experiments/evaluate.py).
@@ -44,13 +44,16 @@ import jax
 import ml_collections
 import numpy as np
 
+from gan_dynamics import checkpoints
 from gan_dynamics.errors import UserError, did_you_mean
 from gan_dynamics.metrics import classifier as classifier_lib
 from gan_dynamics.metrics import critic as critic_lib
 from gan_dynamics.metrics import ms_ssim as ms_ssim_lib
 from gan_dynamics.metrics import scores
+from gan_dynamics.runners import open_run
+from gan_dynamics.runners.train_config import METRICS, build, eval_section
+from gan_dynamics.runners.train_step import generate_fn
 
-METRICS = ("classifier_is", "classifier_fid", "critic", "ms_ssim", "inception_score", "fid")
 # A fixed order of the held-out split (independent of the run's seed): the package digit
 # sets are sorted by class, and pairs/halves must mix classes.
 _HELDOUT_ORDER_SEED = 0xE7A1
@@ -58,21 +61,6 @@ _CRITIC_KEY = 1
 _LATENT_KEY = 0
 
 EvalHook = Callable[[int, Any, Callable[[jax.Array], jax.Array]], dict[str, float]]
-
-
-def default_section() -> ml_collections.ConfigDict:
-    """`config.eval` of the image runner's default config (off)."""
-    return ml_collections.ConfigDict({
-        "metrics": "",  # comma-separated subset of METRICS, e.g. "classifier_is,critic"; "": off
-        "num_samples": 1000,  # generated images per evaluation (and at most as many real)
-        "split": "test",  # held-out real images (never read by training)
-        "batch_size": 250,  # images per generator / classifier / Inception call
-        "seed": 0,  # latents of the evaluation samples, the critic's initialisation
-        "is_splits": 10,  # parts of the Inception Scores' mean and std
-        "classifier": dataclasses.asdict(classifier_lib.ClassifierOptions()),
-        "critic": dataclasses.asdict(critic_lib.CriticOptions()),
-        "inception_weights": "",  # converted .npz; "": the cache's default path
-    })
 
 
 def parse_metrics(value: Any) -> tuple[str, ...]:
@@ -86,7 +74,7 @@ def parse_metrics(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _options(cls, section: Any, name: str):
+def section_options(cls, section: Any, name: str):
     values = dict(section.to_dict() if isinstance(section, ml_collections.ConfigDict) else section)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
@@ -194,8 +182,8 @@ def make_evaluator(config: ml_collections.ConfigDict, exp: Any, *,
     if num_samples < 4 or batch_size < 1 or int(section.is_splits) < 1:
         raise UserError(f"config.eval needs num_samples >= 4, batch_size >= 1 and "
                         f"is_splits >= 1; got {num_samples}, {batch_size}, {section.is_splits}.")
-    critic_options = _options(critic_lib.CriticOptions, section.critic, "critic")
-    clf_options = _options(classifier_lib.ClassifierOptions, section.classifier, "classifier")
+    critic_options = section_options(critic_lib.CriticOptions, section.critic, "critic")
+    clf_options = section_options(classifier_lib.ClassifierOptions, section.classifier, "classifier")
     size = int(exp.image_shape[0])
     if heldout is None:
         source = _open(config, section.split)
@@ -262,54 +250,6 @@ def eval_path(workdir: str, step: int) -> str:
     return os.path.join(workdir, f"eval_step_{step:08d}.json")
 
 
-def load_run_config(workdir: str, config: Optional[ml_collections.ConfigDict] = None
-                    ) -> ml_collections.ConfigDict:
-    """`config`, else the config the run saved (DIR/config.json)."""
-    if config is not None:
-        return config
-    from gan_dynamics import checkpoints
-
-    saved = checkpoints.read_config(workdir)
-    if saved is None:
-        raise UserError(f"{workdir} has no config.json; pass the run's config file with "
-                        "--config=experiments/<experiment>.py.")
-    if saved.get("runner", "image") != "image":
-        raise UserError(f"{workdir} holds a {saved['runner']!r} run; only image runs have "
-                        "sample metrics.")
-    return ml_collections.ConfigDict(saved)
-
-
-def restore_state(config: ml_collections.ConfigDict, exp: Any, workdir: str,
-                  step: Optional[int] = None) -> Any:
-    """The TrainState of checkpoint `step` (default: the newest readable) of `workdir`."""
-    from gan_dynamics import checkpoints, parallel
-    from gan_dynamics.runners.train_step import create_state
-
-    directory = os.path.join(workdir, "checkpoints")
-    if not os.path.isdir(directory):
-        raise UserError(f"{workdir} has no checkpoints/ directory: nothing to evaluate. "
-                        "Train first (python experiments/run.py --config=... "
-                        f"--workdir={workdir}).")
-    mesh = parallel.make_mesh(int(config.parallel.num_devices))
-    _, abstract = create_state(exp, int(config.seed), mesh)
-    ckpt = checkpoints.Checkpoints(workdir, int(config.train.keep_checkpoints))
-    steps = ckpt.steps()
-    if not steps:
-        raise UserError(f"{directory} holds no checkpoint; train first.")
-    if step is None:
-        state = ckpt.restore_latest(abstract)
-        if state is None:
-            raise UserError(f"No readable checkpoint in {directory}.")
-        return state
-    if step not in steps:
-        raise UserError(f"{directory} has no checkpoint at step {step}; it has {steps}.")
-    try:
-        return ckpt.manager.restore(step, args=ckpt._ocp.args.StandardRestore(abstract))
-    except Exception as err:  # Orbax raises ValueError, OSError, ... for unfit checkpoints
-        raise UserError(f"Checkpoint step {step} in {directory} cannot be restored into "
-                        f"this config's state: {str(err).splitlines()[0]}") from err
-
-
 def evaluate_checkpoint(workdir: str, *, step: Optional[int] = None,
                         metrics: Optional[Sequence[str] | str] = None,
                         config: Optional[ml_collections.ConfigDict] = None,
@@ -328,15 +268,12 @@ def evaluate_checkpoint(workdir: str, *, step: Optional[int] = None,
     Writes `DIR/eval_step_XXXXXXXX.json` ({"step", "metrics", "eval"}) and returns
     (step, metrics).
     """
-    from gan_dynamics.runners.train_config import build
-    from gan_dynamics.runners.train_step import generate_fn
-
-    config = load_run_config(workdir, config)
+    config = open_run.load_config(workdir, config)
     config = ml_collections.ConfigDict(config.to_dict())  # a mutable copy
     if "eval" not in config:
-        config.eval = default_section()
+        config.eval = eval_section()
     else:  # keys added since the run was saved get their defaults
-        section = default_section()
+        section = eval_section()
         section.update(config.eval)
         config.eval = section
     if metrics is not None:
@@ -346,7 +283,7 @@ def evaluate_checkpoint(workdir: str, *, step: Optional[int] = None,
     for key, value in (overrides or {}).items():
         config.eval[key] = value
     exp = build(config)
-    state = restore_state(config, exp, workdir, step)
+    state = open_run.restore_state(config, exp, workdir, step)
     evaluator = make_evaluator(config, exp, train_source=exp.source, log=log)
     results = evaluator(jax.jit(generate_fn(exp, state)))
     done = int(state.step)

@@ -1,0 +1,122 @@
+"""Open a saved image run: its config, its checkpoints and the state at a step.
+
+Everything that scores or inspects a run after the fact (`image_eval.evaluate_checkpoint`,
+experiments/diagnose.py, studies) opens it here, so they share one reading of a workdir:
+the config is the run's `config.json` (or the experiment file it was started with), the
+newest checkpoint is the newest readable one (damaged ones are moved aside with a
+message, `checkpoints.Checkpoints.restore_latest`), and step 0 is re-created from the
+config's seed when no checkpoint holds it (initialisation is a deterministic function of
+the seed, `train_step.init_state`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Any, NamedTuple, Optional
+
+import jax
+import ml_collections
+
+from gan_dynamics import checkpoints, parallel
+from gan_dynamics.errors import UserError
+from gan_dynamics.runners.train_config import Experiment, build
+from gan_dynamics.runners.train_step import TrainState, create_state
+
+
+class OpenedRun(NamedTuple):
+    """A saved run ready to score or inspect."""
+
+    config: ml_collections.ConfigDict
+    exp: Experiment
+    step: int  # the generator steps the state has taken
+    state: TrainState
+
+
+def load_config_file(config_path: str) -> ml_collections.ConfigDict:
+    """`get_config()` of an experiment file; UserError if it is missing or fails."""
+    if not os.path.isfile(config_path):
+        raise UserError(f"--config={config_path} does not exist; pass the experiment "
+                        "file the run was started with (experiments/<name>.py).")
+    spec = importlib.util.spec_from_file_location("experiment_config", config_path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        return module.get_config()
+    except Exception as err:  # the config file's own error: user-fixable
+        raise UserError(f"Could not load config file {config_path}: "
+                        f"{type(err).__name__}: {err}") from err
+
+
+def load_config(workdir: str, config: Optional[ml_collections.ConfigDict] = None,
+                config_path: str = "") -> ml_collections.ConfigDict:
+    """The run's config: `config`, else the experiment file `config_path`, else the
+    `workdir/config.json` the run saved. UserError when none is usable or the run is not
+    an image run."""
+    if config is None and config_path:
+        config = load_config_file(config_path)
+    if config is None:
+        saved = checkpoints.read_config(workdir)
+        if saved is None:
+            raise UserError(f"{workdir} has no config.json; pass the run's config file "
+                            "with --config=experiments/<experiment>.py.")
+        config = ml_collections.ConfigDict(saved)
+    if config.get("runner", "image") != "image":
+        raise UserError(f"{workdir} holds a {config.runner!r} run; only image runs have "
+                        "checkpoints of a generator to open.")
+    return config
+
+
+def checkpoint_dir(workdir: str) -> str:
+    return os.path.join(os.path.abspath(workdir), "checkpoints")
+
+
+def checkpoint_steps(workdir: str) -> list[int]:
+    """The steps of the checkpoints in `workdir/checkpoints` (ascending)."""
+    directory = checkpoint_dir(workdir)
+    if not os.path.isdir(directory):
+        return []
+    return sorted(int(d) for d in os.listdir(directory) if d.isdigit())
+
+
+def restore_state(config: ml_collections.ConfigDict, exp: Experiment, workdir: str,
+                  step: Optional[int] = None,
+                  mesh: Optional[jax.sharding.Mesh] = None) -> TrainState:
+    """The TrainState of checkpoint `step` of `workdir` (default: the newest readable);
+    step 0 is re-created from the seed when no checkpoint holds it.
+
+    `mesh`: where the state lives (default: the devices of `config.parallel`).
+    """
+    mesh = mesh or parallel.make_mesh(int(config.parallel.num_devices))
+    initial, abstract = create_state(exp, int(config.seed), mesh)
+    steps = checkpoint_steps(workdir)
+    if step == 0 and 0 not in steps:
+        return initial
+    if not os.path.isdir(checkpoint_dir(workdir)):
+        raise UserError(f"{workdir} has no checkpoints/ directory: nothing to open. "
+                        "Train first (python experiments/run.py --config=... "
+                        f"--workdir={workdir}).")
+    if not steps:
+        raise UserError(f"{checkpoint_dir(workdir)} holds no checkpoint; train first.")
+    ckpt = checkpoints.Checkpoints(workdir, int(config.train.keep_checkpoints))
+    try:
+        if step is not None:
+            return ckpt.restore(step, abstract)
+        state = ckpt.restore_latest(abstract)
+        if state is None:
+            raise UserError(f"No readable checkpoint in {checkpoint_dir(workdir)}.")
+        return state
+    finally:
+        ckpt.close()
+
+
+def open_run(workdir: str, step: Optional[int] = None,
+             config: Optional[ml_collections.ConfigDict] = None, config_path: str = "",
+             mesh: Optional[jax.sharding.Mesh] = None) -> OpenedRun:
+    """The config, experiment and state at `step` (default: the newest) of a saved run."""
+    if not os.path.isdir(workdir):
+        raise UserError(f"--workdir={workdir} is not a directory; pass a run's workdir.")
+    config = load_config(workdir, config, config_path)
+    exp = build(config)
+    state = restore_state(config, exp, workdir, step, mesh)
+    return OpenedRun(config, exp, int(state.step), state)
