@@ -6,12 +6,12 @@ Every side runs the same training step (`synthetic_run.make_run_fns`):
 - loop: for each seed, the jitted init, then the jitted single step called from Python
   once per step (what a per-seed script does). It is linear in the number of seeds, so it
   is timed on at most `--loop-seeds` seeds and its rate applies to every row;
-- sweep: the programs the runner "sweep" runs (`sweep.compile_cell`): one compiled chunk
+- sweep: the programs the runner "sweep" runs (`seed_sharding.compile_cell`): one compiled chunk
   over every seed, the seeds in groups of `--group` vmapped together, one group after
   another; one warm-up chunk, then 3 timed chunks of `--steps` steps, each followed by
   fetching its logs as the runner does;
 - one vmap: the previous sweep, every seed vmapped at once in one program
-  (`sweep.compile_sweep`), up to 1000 seeds.
+  (`seed_sharding.compile_sweep`), up to 1000 seeds.
 Compilation is excluded (each program runs once before timing). Then, in the same run,
 `profile_sweep.profile` traces one group's chunk and sets its matmuls' FLOP/s and its
 elementwise bytes/s against a microbenchmark of the same shapes on this machine.
@@ -45,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.results_io import write_json  # noqa: E402
 from benchmarks import profile_sweep  # noqa: E402
 from experiments import sweep_manifold_lr, synthetic_manifold  # noqa: E402
-from gan_dynamics.runners import sweep, synthetic_run  # noqa: E402
+from gan_dynamics.runners import seed_sharding, sweep_settings, synthetic_run  # noqa: E402
 
 FULL_SEEDS, FULL_STEPS = 1000, 200_000
 
@@ -68,16 +68,16 @@ def time_loop(fns, num_seeds: int, steps: int, lr) -> float:
 
 
 def time_one_vmap(config, num_seeds: int, lr) -> float:
-    mesh = sweep.seed_mesh()
-    fn = sweep.compile_sweep(synthetic_run.make_train(config), mesh, over_lr=False)
-    sweep.run_seeds(fn, 1, num_seeds, lr, mesh, num_seeds)  # compile
+    mesh = seed_sharding.seed_mesh()
+    fn = seed_sharding.compile_sweep(synthetic_run.make_train(config), mesh, over_lr=False)
+    seed_sharding.run_seeds(fn, 1, num_seeds, lr, mesh, num_seeds)  # compile
     start = time.perf_counter()
-    sweep.run_seeds(fn, 0, num_seeds, lr, mesh, num_seeds)
+    seed_sharding.run_seeds(fn, 0, num_seeds, lr, mesh, num_seeds)
     return time.perf_counter() - start
 
 
 def time_sweep(single, num_seeds: int, steps: int, group: int, chunks: int = 3) -> dict:
-    """The runner's programs (`sweep.compile_cell`) on `num_seeds` seeds: one untimed
+    """The runner's programs (`seed_sharding.compile_cell`) on `num_seeds` seeds: one untimed
     chunk of `steps` steps (the first call of a program pays one-time costs), then
     `chunks` timed ones."""
     config = sweep_manifold_lr.get_config()
@@ -85,14 +85,14 @@ def time_sweep(single, num_seeds: int, steps: int, group: int, chunks: int = 3) 
     config.update(dict(steps=(chunks + 1) * steps, log_every=steps, chunk_steps=steps,
                        num_seeds=num_seeds, chunk_seeds=group, models=single.model,
                        run_optimizers="altgd"))
-    part = sweep.cell_parts(config, single.model, "altgd")[0]
-    mesh = sweep.seed_mesh()
-    layout = sweep.run_layout(num_seeds, mesh.shape[sweep.SEED_AXIS], group)
+    part = sweep_settings.cell_parts(config, single.model, "altgd")[0]
+    mesh = seed_sharding.seed_mesh()
+    layout = seed_sharding.run_layout(num_seeds, mesh.shape[seed_sharding.SEED_AXIS], group)
     start = time.perf_counter()
-    programs = sweep.compile_cell(part.cell, mesh, layout)
+    programs = seed_sharding.compile_cell(part.cell, mesh, layout)
     compile_seconds = time.perf_counter() - start
-    runs = jax.sharding.NamedSharding(mesh, jax.P(sweep.SEED_AXIS))
-    keys = jax.device_put(sweep.seed_keys(0, np.arange(layout.padded)), runs)
+    runs = jax.sharding.NamedSharding(mesh, jax.P(seed_sharding.SEED_AXIS))
+    keys = jax.device_put(seed_sharding.seed_keys(0, np.arange(layout.padded)), runs)
     lrs = jax.device_put(np.full(layout.padded, single.optimizer.lr, np.float32), runs)
     carry = programs.start(keys, lrs)[0]
     carry, logged = programs.advance(carry, jnp.int32(0), lrs)

@@ -45,13 +45,13 @@ RESUMABLE_CHANGES = (
 
 # -- the run's config -------------------------------------------------------------------
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+def flatten_config(tree: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(tree, ml_collections.ConfigDict):
         tree = tree.to_dict()
     if isinstance(tree, dict):
         out = {}
         for key, value in tree.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
+            out.update(flatten_config(value, f"{prefix}{key}."))
         return out or {prefix[:-1]: {}}
     if isinstance(tree, tuple):
         tree = list(tree)
@@ -64,7 +64,7 @@ def _free(path: str) -> bool:
 
 def trajectory_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """'field: old -> new' for every field that differs and alters the trajectory."""
-    old, new = _flatten(saved), _flatten(current)
+    old, new = flatten_config(saved), flatten_config(current)
     missing = object()
     lines = []
     for path in sorted(set(old) | set(new)):

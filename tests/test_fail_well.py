@@ -203,7 +203,7 @@ def test_bad_input(row, tmp_path, tiny, capsys):
 
 def test_quick_keeps_keys_the_command_line_set(tmp_path):
     from gan_dynamics.runners import dispatch
-    from gan_dynamics.runners import sweep, synthetic_run
+    from gan_dynamics.runners import sweep_settings, synthetic_run
 
     inv = RUN.parse(["run.py", f"--config={SYNTH}", "--config.quick=True",
                      "--config.steps=1000"])
@@ -214,7 +214,7 @@ def test_quick_keeps_keys_the_command_line_set(tmp_path):
     resolved = synthetic_run.resolve(dispatch.resolve_quick(inv.config, inv.overridden))
     assert tuple(resolved.optimizers.altgd.lrs) == (1e-3,)
     assert resolved.num_seeds == 32 and resolved.steps == 1000
-    sweep.validate(resolved)
+    sweep_settings.validate(resolved)
 
 
 def test_traced_learning_rates_are_not_checked():

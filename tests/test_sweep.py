@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiments import plots, sweep_manifold_lr  # noqa: E402
-from gan_dynamics.runners import sweep, synthetic_run  # noqa: E402
+from gan_dynamics.runners import seed_sharding, summaries, sweep, sweep_settings, synthetic_run  # noqa: E402
 
 LRS = (1e-3, 2e-2)
 
@@ -29,12 +29,12 @@ def tiny_sweep_config(**overrides):
 @pytest.fixture(scope="module")
 def cell():
     config = tiny_sweep_config()
-    return config, sweep.cell_config(config, "ns", "altgd")
+    return config, sweep_settings.cell_config(config, "ns", "altgd")
 
 
 def test_sweep_cell_equals_the_single_run(cell):
     config, cell_config = cell
-    values, reference, axes = sweep.sweep_cell(config, "ns", "altgd", sweep.seed_mesh(1))
+    values, reference, axes = sweep.sweep_cell(config, "ns", "altgd", seed_sharding.seed_mesh(1))
     assert values.shape == (3, len(LRS), 3, len(synthetic_run.METRICS))
     assert axes["values"] == ["seed", "lr", "time", "metric"]
     single = jax.jit(synthetic_run.make_train(cell_config))
@@ -56,8 +56,8 @@ def test_sixteen_seeds_on_eight_devices_equal_one_device(cell):
     assert jax.device_count() == 8, "tests/conftest.py provides 8 fake CPU devices"
     config, _ = cell
     config = tiny_sweep_config(num_seeds=16, chunk_seeds=3)
-    part = sweep.cell_parts(config, "ns", "altgd")[0]
-    results = {devices: sweep.run_part(config, part, sweep.seed_mesh(devices))
+    part = sweep_settings.cell_parts(config, "ns", "altgd")[0]
+    results = {devices: sweep.run_part(config, part, seed_sharding.seed_mesh(devices))
                for devices in (1, 8)}
     assert results[8][2]["padded_runs"] == 32 and results[8][2]["group"] == 2
     assert results[1][2]["padded_runs"] == 33 and results[1][2]["group"] == 3
@@ -66,9 +66,9 @@ def test_sixteen_seeds_on_eight_devices_equal_one_device(cell):
 
 
 def test_run_layout_groups_evenly_with_the_least_padding():
-    assert sweep.run_layout(5000, 1, 128) == sweep.RunLayout(5000, 5000, 125, 40, 1)
-    assert sweep.run_layout(1000, 2, 128) == sweep.RunLayout(1000, 1000, 125, 4, 2)
-    assert sweep.run_layout(3, 8, 128) == sweep.RunLayout(3, 8, 1, 1, 8)
+    assert seed_sharding.run_layout(5000, 1, 128) == seed_sharding.RunLayout(5000, 5000, 125, 40, 1)
+    assert seed_sharding.run_layout(1000, 2, 128) == seed_sharding.RunLayout(1000, 1000, 125, 4, 2)
+    assert seed_sharding.run_layout(3, 8, 128) == seed_sharding.RunLayout(3, 8, 1, 1, 8)
 
 
 @pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
@@ -93,18 +93,18 @@ def test_runner_writes_named_arrays_and_summary(tmp_path):
 
 def test_bootstrap_interval_covers_the_mean_and_skips_nonfinite():
     values = np.concatenate([np.random.default_rng(0).normal(2.0, 1.0, 400), [np.nan, np.inf]])
-    mean, low, high = sweep.bootstrap_mean_ci(values)
+    mean, low, high = summaries.bootstrap_mean_ci(values)
     assert low < mean < high and abs(mean - 2.0) < 0.15 and 0.1 < high - low < 0.3
-    assert sweep.summarise(values)["nonfinite_fraction"] == pytest.approx(2 / 402)
+    assert summaries.summarise(values)["nonfinite_fraction"] == pytest.approx(2 / 402)
 
 
 def test_sweep_config_errors_are_caught_before_compiling():
     config = tiny_sweep_config(run_optimizers="altgd,sga")
     with pytest.raises(ValueError, match="only sets"):
-        sweep.validate(config)
+        sweep_settings.validate(config)
     config = tiny_sweep_config(sweep="width")
     with pytest.raises(ValueError, match="sweep"):
-        sweep.validate(config)
+        sweep_settings.validate(config)
 
 
 @pytest.mark.slow
@@ -113,12 +113,12 @@ def test_cgd_sweep_on_eight_devices_equals_one_device():
     config = tiny_sweep_config(run_optimizers="cgd")
     config.optimizers.cgd.lrs = (0.05, 0.1)
     config.optimizers.cgd.options.max_iter = 5
-    train = synthetic_run.make_train(sweep.cell_config(config, "ns", "cgd"))
+    train = synthetic_run.make_train(sweep_settings.cell_config(config, "ns", "cgd"))
     results = {}
     for devices in (1, 8):
-        mesh = sweep.seed_mesh(devices)
-        fn = sweep.compile_sweep(train, mesh, over_lr=True)
-        results[devices] = sweep.run_seeds(fn, 0, 16, jnp.asarray((0.05, 0.1)), mesh, 16)
+        mesh = seed_sharding.seed_mesh(devices)
+        fn = seed_sharding.compile_sweep(train, mesh, over_lr=True)
+        results[devices] = seed_sharding.run_seeds(fn, 0, 16, jnp.asarray((0.05, 0.1)), mesh, 16)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                  results[1], results[8])
     assert np.all(np.isfinite(results[8].metrics["param_error"]))

@@ -44,7 +44,6 @@ import jax
 import ml_collections
 import numpy as np
 
-from gan_dynamics import checkpoints
 from gan_dynamics.errors import UserError, did_you_mean
 from gan_dynamics.metrics import classifier as classifier_lib
 from gan_dynamics.metrics import critic as critic_lib

@@ -41,7 +41,7 @@ from gan_dynamics.metrics import nn_distance as nnd
 from gan_dynamics.models import mix
 from gan_dynamics.models.mlp import MLPDiscriminator, MLPGenerator
 from gan_dynamics.optimizers import create as create_optimizer
-from gan_dynamics.runners.sweep import bootstrap_mean_ci
+from gan_dynamics.runners.summaries import bootstrap_mean_ci
 
 Array = jax.Array
 METRICS = ("modes", "high_quality", "mode_kl")
