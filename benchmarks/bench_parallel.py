@@ -42,8 +42,8 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gan_dynamics import errors, parallel  # noqa: E402
-from gan_dynamics.data import images  # noqa: E402
-from gan_dynamics.runners import train, train_config, train_step  # noqa: E402
+from gan_dynamics.data import images, loader  # noqa: E402
+from gan_dynamics.runners import train_config, train_step  # noqa: E402
 
 _BYTES = {"f64": 8, "f32": 4, "bf16": 2, "f16": 2, "s32": 4, "u32": 4, "pred": 1, "s64": 8}
 _SHAPE = re.compile(r"\b(f64|f32|bf16|f16|s32|u32|s64|pred)\[([0-9,]*)\]")
@@ -149,7 +149,8 @@ def bench(name: str, loss: str, penalty: str, optimizer: dict, devices: int,
     state, abstract = train_step.create_state(exp, config.seed, mesh)
     step_fn = train_step.jit_train_step(exp, mesh, abstract)
     batch = int(config.data.batch_size)
-    batches = [train.step_batches(exp, i, batch, config.seed, mesh) for i in range(steps + 1)]
+    batches = list(loader.device_batches(loader.step_batches(
+        exp.source, 0, steps + 1, exp.n_sub, batch_size=batch, seed=config.seed), mesh))
     compiled = step_fn.lower(state, batches[0]).compile()
     comm = collectives(compiled.as_text())
     n_x = sum(x.size for x in jax.tree.leaves(state.params_x))

@@ -29,8 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.results_io import write_json  # noqa: E402
 from gan_dynamics import parallel  # noqa: E402
-from gan_dynamics.runners import train, train_config, train_step  # noqa: E402
-from gan_dynamics.data import images  # noqa: E402
+from gan_dynamics.runners import train_config, train_step  # noqa: E402
+from gan_dynamics.data import images, loader  # noqa: E402
 
 
 def noise_images(num_examples: int = 1024) -> images.ImageSource:
@@ -58,8 +58,8 @@ def bench(config_name: str, batch_size: int, steps: int) -> dict:
     mesh = parallel.make_mesh(0)
     state, abstract = train_step.create_state(exp, config.seed, mesh)
     step_fn = train_step.jit_train_step(exp, mesh, abstract)
-    batches = [train.step_batches(exp, i, batch_size, config.seed, mesh)
-               for i in range(steps + 1)]
+    batches = list(loader.device_batches(loader.step_batches(
+        exp.source, 0, steps + 1, exp.n_sub, batch_size=batch_size, seed=config.seed), mesh))
 
     start = time.perf_counter()
     state, metrics = step_fn(state, batches[0])

@@ -7,7 +7,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from gan_dynamics import parallel
-from gan_dynamics.data import images
+from gan_dynamics.data import images, loader
 
 N_MOCK = 40
 
@@ -95,7 +95,7 @@ def test_process_shares_are_disjoint_and_tile_the_global_batch():
 def test_device_batches_are_global_and_sharded(mock_tfds):
     source = images.open_dataset("mnist")
     mesh = parallel.make_mesh()
-    x = images.device_batches(source, 4, 2, batch_size=16, seed=0, mesh=mesh)
+    x = next(loader.device_batches(loader.step_batches(source, 4, 5, 2, batch_size=16, seed=0), mesh))
     assert x.shape == (2, 16, 32, 32, 1)
     assert x.sharding.is_equivalent_to(parallel.batch_sharding(mesh, batch_axis=1), 5)
     assert len(x.addressable_shards) == jax.device_count()

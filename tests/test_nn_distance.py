@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gan_dynamics.metrics import nn_distance as nnd
+from gan_dynamics.runners import image_nn_distance
 
 
 def gaussian(key, n, mean):
@@ -63,7 +64,7 @@ def test_bad_configs_fail_early():
         nnd.check(nnd.NNDistanceConfig(measure="js"))
     config = ml_collections.ConfigDict({"nn_distance": {"bogus": 1}})
     with pytest.raises(ValueError, match="bogus"):
-        nnd.make_eval_hooks(config, None)
+        image_nn_distance.make_eval_hooks(config, None)
 
 
 def test_eval_hook_reports_the_distance_of_generated_to_real(monkeypatch):
@@ -71,7 +72,7 @@ def test_eval_hook_reports_the_distance_of_generated_to_real(monkeypatch):
     (it returns real images) is nearer than a constant one."""
     images = np.asarray(jax.random.uniform(jax.random.key(0), (400, 4, 4, 1), minval=-1,
                                            maxval=1))
-    monkeypatch.setattr(nnd, "_real_images", lambda config, exp, split, n, seed: images[:n])
+    monkeypatch.setattr(image_nn_distance, "_real_images", lambda config, exp, split, n, seed: images[:n])
 
     class Exp:
         z_dim = 3
@@ -79,9 +80,9 @@ def test_eval_hook_reports_the_distance_of_generated_to_real(monkeypatch):
 
     config = ml_collections.ConfigDict({"data": {"name": "x"}, "nn_distance": {
         "num_samples": 200, "hidden": (16,), "steps": 150}})
-    (hook,) = nnd.make_eval_hooks(config, Exp())
+    (hook,) = image_nn_distance.make_eval_hooks(config, Exp())
     good = hook(0, None, lambda z: images[200:200 + z.shape[0]])
     bad = hook(0, None, lambda z: jnp.zeros((z.shape[0], 4, 4, 1)))
     assert set(good) == {"nn_distance", "nn_distance_train"}
     assert bad["nn_distance"] > good["nn_distance"] + 0.3, (good, bad)
-    assert nnd.make_eval_hooks(ml_collections.ConfigDict({"data": {}}), Exp()) == []
+    assert image_nn_distance.make_eval_hooks(ml_collections.ConfigDict({"data": {}}), Exp()) == []

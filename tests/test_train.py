@@ -14,7 +14,7 @@ import pytest
 
 from gan_dynamics import outputs, parallel, signals
 from gan_dynamics.runners import train, train_config, train_step
-from gan_dynamics.data import images
+from gan_dynamics.data import images, loader
 
 
 def random_images(image_shape=(8, 8, 1), num_examples=1000, poison_step=None, n_sub=3,
@@ -133,7 +133,8 @@ def test_eight_devices_give_the_same_step_as_one(optimizer):
         mesh = parallel.make_mesh(n)
         state, abstract = train_step.create_state(exp, 0, mesh)
         step = train_step.jit_train_step(exp, mesh, abstract)
-        batches = train.step_batches(exp, 0, 8, 0, mesh)
+        batches = next(loader.device_batches(loader.step_batches(
+            exp.source, 0, 1, exp.n_sub, batch_size=8, seed=0), mesh))
         assert len(batches.sharding.device_set) == n
         state, metrics = step(state, batches)
         state, metrics = step(state, batches)

@@ -43,11 +43,12 @@ a resumed run sees exactly the data of an uninterrupted one. Each process reads 
 its rows of the global batch (process i of P: rows [i*B/P, (i+1)*B/P), the layout
 `parallel.global_batch` expects), so no process decodes another's images.
 
-Typical use in a training loop::
+Typical use::
 
     source = images.open_dataset("cifar10", data_dir=cfg.data_dir)   # fails early
-    x = images.device_batches(source, step, n_disc, batch_size=64, seed=0, mesh=mesh)
-    # x: global jax.Array (n_disc, 64, 32, 32, 3), rows sharded over 'data'
+    x = images.batches(source, step, n_disc, batch_size=64, seed=0)
+    # x: this process's rows (n_disc, 64 / processes, 32, 32, 3); `data.loader` reads
+    # them ahead for a range of steps and places them on the devices.
 """
 
 from __future__ import annotations
@@ -59,9 +60,7 @@ from typing import Callable, Optional
 
 import jax
 import numpy as np
-from jax.sharding import Mesh
 
-from gan_dynamics import parallel
 from gan_dynamics.errors import UserError
 
 # Digit-triple permutations of Color MNIST: part of the dataset's definition.
@@ -352,15 +351,3 @@ def batch_at(source: ImageSource, step: int, *, batch_size: int, seed: int,
     """This process's rows of the global batch of `step` (one batch per step): (b, H, W, C)."""
     return batches(source, step, 1, batch_size=batch_size, seed=seed,
                    process_index=process_index, process_count=process_count)[0]
-
-
-def device_batches(source: ImageSource, step: int, n: int, *, batch_size: int, seed: int,
-                   mesh: Mesh) -> jax.Array:
-    """The n global batches of `step` as one jax.Array (n, batch_size, H, W, C).
-
-    Axis 1 (the batch) is sharded over the mesh's 'data' axis; every process passes only
-    the rows it read (`parallel.global_batch`).
-    """
-    local = batches(source, step, n, batch_size=batch_size, seed=seed)
-    return parallel.global_batch(local, parallel.batch_sharding(mesh, batch_axis=1),
-                                 batch_axis=1)

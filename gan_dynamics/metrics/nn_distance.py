@@ -19,39 +19,24 @@ its training samples does not inflate the distance (Sec. 3's point: the distance
 meaningful when estimated on fresh samples). The result is a lower bound of the class's
 supremum up to the held-out sampling error.
 
-Usable on any two sample sets (`nn_distance`, pure and vmappable over keys) and as a
-periodic evaluation of the image runner (`make_eval_hooks`: real images against the
-generator's samples, each hook call `hook(step, state, generate) -> {"nn_distance": d}`).
+Usable on any two sample sets (`nn_distance`, pure and vmappable over keys); the image
+runner evaluates it periodically (`runners.image_nn_distance`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
-import numpy as np
 import optax
+
+from gan_dynamics.models.mlp import MLPDiscriminator
 
 Array = jax.Array
 MEASURES = ("wgan", "gan")
 CRITICS = ("linear", "mlp")
-
-
-class Critic(nn.Module):
-    """x (N, ...) -> (N,): flattened, [Dense(h) -> ReLU]* -> Dense(1); linear with no hidden."""
-
-    hidden: Sequence[int] = (64, 64)
-
-    @nn.compact
-    def __call__(self, x: Array) -> Array:
-        h = x.reshape(x.shape[0], -1)
-        for i, width in enumerate(self.hidden):
-            h = nn.relu(nn.Dense(width, name=f"hidden{i}")(h))
-        return nn.Dense(1, name="out")(h)[:, 0]
 
 
 class NNDistanceConfig(NamedTuple):
@@ -102,8 +87,14 @@ def objective(measure: str, d_p: Array, d_q: Array) -> Array:
             + 2.0 * math.log(2.0))
 
 
-def _critic(config: NNDistanceConfig) -> Critic:
-    return Critic(hidden=() if config.critic == "linear" else tuple(config.hidden))
+def _critic(config: NNDistanceConfig) -> MLPDiscriminator:
+    """The critic class F: [Dense(h) -> ReLU]* -> Dense(1) on flattened inputs (linear
+    with no hidden layer)."""
+    return MLPDiscriminator(hidden=() if config.critic == "linear" else tuple(config.hidden))
+
+
+def _flat(x: Array) -> Array:
+    return x.reshape(x.shape[0], -1)
 
 
 def _project(params: Any, clip: float) -> Any:
@@ -134,6 +125,7 @@ def nn_distance(key: Array, p: Array, q: Array, config: NNDistanceConfig | None 
     q = q[jax.random.permutation(key_perm_q, q.shape[0])]
     train_p, test_p, train_q, test_q = p[:n_p], p[n_p:], q[:n_q], q[n_q:]
     critic = _critic(config)
+    train_p, test_p, train_q, test_q = map(_flat, (train_p, test_p, train_q, test_q))
     params = _project(critic.init(key_init, train_p[:1])["params"], config.clip)
     adam = optax.adam(config.lr)
     bp, bq = min(config.batch, n_p), min(config.batch, n_q)
@@ -155,78 +147,3 @@ def nn_distance(key: Array, p: Array, q: Array, config: NNDistanceConfig | None 
                                   jax.random.split(key_steps, config.steps))
     return {"nn_distance": value(params, test_p, test_q),
             "nn_distance_train": value(params, train_p, train_q)}
-
-
-# --------------------------------------------------------------- periodic evaluation
-
-
-def default_config() -> ml_collections.ConfigDict:
-    """The keys of `config.nn_distance` (the image runner evaluates it when present)."""
-    return ml_collections.ConfigDict({
-        "num_samples": 2048,  # of each set, split half to fit, half to report
-        "measure": "gan", "critic": "mlp", "hidden": (256, 256), "clip": 0.0,
-        "steps": 1000, "lr": 1e-3, "batch": 256, "held_out": 0.5,
-        "split": "test",  # the real images compared with the samples
-        "seed": 0,
-    })
-
-
-EvalHook = Callable[[int, Any, Callable[[Array], Array]], dict[str, float]]
-
-
-def _estimation_config(section: ml_collections.ConfigDict) -> NNDistanceConfig:
-    config = NNDistanceConfig(
-        measure=section.measure, critic=section.critic, hidden=tuple(section.hidden),
-        clip=float(section.clip), steps=int(section.steps), lr=float(section.lr),
-        batch=int(section.batch), held_out=float(section.held_out))
-    check(config)
-    return config
-
-
-def make_eval_hooks(config: ml_collections.ConfigDict, exp: Any) -> list[EvalHook]:
-    """The neural-net distance as an image-runner evaluation hook (none without a section).
-
-    Reads `config.nn_distance` (keys and defaults: `default_config()`). The hook compares
-    `num_samples` real images of `split` (of the dataset the config trains on) with as
-    many samples of `generate` at standard normal latents of `exp.z_dim` (fixed by the
-    section's seed, so successive evaluations see the same latents and real images).
-    """
-    if "nn_distance" not in config:
-        return []
-    defaults = default_config()
-    section = config.nn_distance
-    unknown = sorted(set(section.keys()) - set(defaults.keys()))
-    if unknown:
-        raise ValueError(f"Unknown key(s) {unknown} in config.nn_distance; known keys: "
-                         f"{sorted(defaults.keys())}.")
-    merged = ml_collections.ConfigDict(defaults.to_dict())
-    merged.update(section.to_dict() if hasattr(section, "to_dict") else dict(section))
-    estimation = _estimation_config(merged)
-    n = int(merged.num_samples)
-    real = _real_images(config, exp, merged.split, n, int(merged.seed))
-    z = jax.random.normal(jax.random.key(int(merged.seed)), (n, int(exp.z_dim)))
-    distance = jax.jit(lambda key, fake: nn_distance(key, real, fake, estimation))
-
-    def hook(step: int, state: Any, generate: Callable[[Array], Array]) -> dict[str, float]:
-        del state
-        fake = jnp.asarray(generate(z))
-        out = distance(jax.random.fold_in(jax.random.key(int(merged.seed)), step), fake)
-        return {name: float(v) for name, v in out.items()}
-
-    return [hook]
-
-
-def _real_images(config: ml_collections.ConfigDict, exp: Any, split: str, n: int,
-                 seed: int) -> Array:
-    """n real images of `split` of the dataset `config.data` names (fixed by `seed`)."""
-    from gan_dynamics.data import images
-
-    d = config.data
-    source = images.open_dataset(d.name, split=split, data_dir=d.data_dir or None,
-                                 image_size=d.image_size or None)
-    if tuple(source.image_shape) != tuple(exp.image_shape):
-        raise ValueError(f"nn_distance: split {split!r} gives images {source.image_shape}, "
-                         f"the generator makes {exp.image_shape}.")
-    total = source.num_examples
-    idx = np.random.default_rng(seed).choice(total, size=min(n, total), replace=False)
-    return jnp.asarray(source.read(np.sort(idx)))

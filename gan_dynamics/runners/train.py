@@ -64,15 +64,6 @@ EvalHook = Callable[[int, TrainState, Callable[[jax.Array], jax.Array]], dict[st
 _SAMPLE_LATENTS = 0x5A4D
 
 
-def step_batches(exp: Experiment, step: int, batch_size: int, seed: int,
-                 mesh: jax.sharding.Mesh) -> jax.Array:
-    """The (n_sub, batch_size, H, W, C) real batches of generator step `step`, sharded."""
-    from gan_dynamics.data import images
-
-    return images.device_batches(exp.source, step, exp.n_sub, batch_size=batch_size,
-                                 seed=seed, mesh=mesh)
-
-
 def configured_eval_hooks(config: ml_collections.ConfigDict, exp: Experiment) -> list[EvalHook]:
     """The hooks of the evaluation sections the config has (`train_config.EVAL_SECTIONS`);
     a package is imported only when its section is present."""

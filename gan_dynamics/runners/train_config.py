@@ -229,12 +229,24 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                         "--config.optimizer='{\"name\": \"acgd\", \"lr_x\": 1e-4}'.")
 
 
+def nn_distance_section() -> ml_collections.ConfigDict:
+    """`config.nn_distance`: the neural-net distance hook (`image_nn_distance`), evaluated
+    when the section is present (it is not in `default_config`)."""
+    return ml_collections.ConfigDict({
+        "num_samples": 2048,  # of each set, split half to fit, half to report
+        "measure": "gan", "critic": "mlp", "hidden": (256, 256), "clip": 0.0,
+        "steps": 1000, "lr": 1e-3, "batch": 256, "held_out": 0.5,
+        "split": "test",  # the real images compared with the samples
+        "seed": 0,
+    })
+
+
 # Optional sections of periodic evaluation -> the module whose `make_eval_hooks(config,
 # exp)` reads it; the loop imports a module only when its section is present.
 EVAL_SECTIONS = {
     "eval": "gan_dynamics.runners.image_eval",
     "diagnostics": "gan_dynamics.runners.image_diagnostics",
-    "nn_distance": "gan_dynamics.metrics.nn_distance",
+    "nn_distance": "gan_dynamics.runners.image_nn_distance",
 }
 
 

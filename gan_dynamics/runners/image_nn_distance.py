@@ -1,0 +1,76 @@
+"""The neural-net distance (Arora et al. 2017, Sec. 3; `metrics.nn_distance`) as a periodic
+evaluation of the image runner: `make_eval_hooks(config, exp)` reads `config.nn_distance`
+and compares real images of a held-out split with the generator's samples at each
+evaluation, `hook(step, state, generate) -> {"nn_distance": d, "nn_distance_train": ...}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from gan_dynamics.data import images
+from gan_dynamics.metrics import nn_distance as nnd
+from gan_dynamics.runners.train_config import nn_distance_section
+
+EvalHook = Callable[[int, Any, Callable[[jax.Array], jax.Array]], dict[str, float]]
+
+
+def _estimation_config(section: ml_collections.ConfigDict) -> nnd.NNDistanceConfig:
+    config = nnd.NNDistanceConfig(
+        measure=section.measure, critic=section.critic, hidden=tuple(section.hidden),
+        clip=float(section.clip), steps=int(section.steps), lr=float(section.lr),
+        batch=int(section.batch), held_out=float(section.held_out))
+    nnd.check(config)
+    return config
+
+
+def make_eval_hooks(config: ml_collections.ConfigDict, exp: Any) -> list[EvalHook]:
+    """The neural-net distance as an image-runner evaluation hook (none without a section).
+
+    Reads `config.nn_distance` (keys and defaults: `train_config.nn_distance_section()`). The hook compares
+    `num_samples` real images of `split` (of the dataset the config trains on) with as
+    many samples of `generate` at standard normal latents of `exp.z_dim` (fixed by the
+    section's seed, so successive evaluations see the same latents and real images).
+    """
+    if "nn_distance" not in config:
+        return []
+    defaults = nn_distance_section()
+    section = config.nn_distance
+    unknown = sorted(set(section.keys()) - set(defaults.keys()))
+    if unknown:
+        raise ValueError(f"Unknown key(s) {unknown} in config.nn_distance; known keys: "
+                         f"{sorted(defaults.keys())}.")
+    merged = ml_collections.ConfigDict(defaults.to_dict())
+    merged.update(section.to_dict() if hasattr(section, "to_dict") else dict(section))
+    estimation = _estimation_config(merged)
+    n = int(merged.num_samples)
+    real = _real_images(config, exp, merged.split, n, int(merged.seed))
+    z = jax.random.normal(jax.random.key(int(merged.seed)), (n, int(exp.z_dim)))
+    distance = jax.jit(lambda key, fake: nnd.nn_distance(key, real, fake, estimation))
+
+    def hook(step: int, state: Any, generate: Callable[[jax.Array], jax.Array]) -> dict[str, float]:
+        del state
+        fake = jnp.asarray(generate(z))
+        out = distance(jax.random.fold_in(jax.random.key(int(merged.seed)), step), fake)
+        return {name: float(v) for name, v in out.items()}
+
+    return [hook]
+
+
+def _real_images(config: ml_collections.ConfigDict, exp: Any, split: str, n: int,
+                 seed: int) -> jax.Array:
+    """n real images of `split` of the dataset `config.data` names (fixed by `seed`)."""
+    d = config.data
+    source = images.open_dataset(d.name, split=split, data_dir=d.data_dir or None,
+                                 image_size=d.image_size or None)
+    if tuple(source.image_shape) != tuple(exp.image_shape):
+        raise ValueError(f"nn_distance: split {split!r} gives images {source.image_shape}, "
+                         f"the generator makes {exp.image_shape}.")
+    total = source.num_examples
+    idx = np.random.default_rng(seed).choice(total, size=min(n, total), replace=False)
+    return jnp.asarray(source.read(np.sort(idx)))
