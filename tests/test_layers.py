@@ -1,89 +1,118 @@
-"""The matmul-and-fold ConvTranspose equals flax's, in values and derivatives."""
+"""The package's layering, read from the source (ast, nothing imported or executed).
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
-import numpy as np
-import pytest
+Libraries (every module of `gan_dynamics` outside `gan_dynamics.runners`) never import a
+runner, an experiment, a benchmark or a test, and no module imports itself back through
+others: the import graph of `gan_dynamics` (imports inside functions included) has no
+cycle. docs/design.md Sec. 2 describes the layers.
+"""
 
-from gan_dynamics.models import layers
+from __future__ import annotations
 
+import ast
+import os
 
-@pytest.mark.parametrize("kernel, stride, padding", [
-    (4, 2, ((2, 2), (2, 2))),   # ICR DCGAN (torch k4 s2 p1)
-    (5, 2, "SAME"),             # WGAN-GP CIFAR
-    (5, 2, ((2, 3), (2, 3))),   # Radford DCGAN
-    (3, 2, "VALID"),
-    (3, 1, "SAME"),
-    (2, 3, ((1, 0), (0, 1))),   # stride larger than the kernel, asymmetric pads
-])
-@pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
-def test_conv_transpose_matches_flax(x64, kernel, stride, padding):
-    x = jax.random.normal(jax.random.key(0), (2, 5, 4, 3), jnp.float64)
-    ref = nn.ConvTranspose(4, (kernel, kernel), (stride, stride), padding,
-                           param_dtype=jnp.float64)
-    ours = layers.ConvTranspose(4, (kernel, kernel), (stride, stride), padding)
-    params = ref.init(jax.random.key(1), x)
-    assert jax.tree.structure(params) == jax.tree.structure(ours.init(jax.random.key(1), x))
-    np.testing.assert_allclose(ours.apply(params, x), ref.apply(params, x), atol=1e-12)
-
-    def loss(module):
-        return lambda p, v: jnp.sum(jnp.sin(module.apply(p, v)))
-
-    g_ref = jax.grad(loss(ref), argnums=(0, 1))(params, x)
-    g_ours = jax.grad(loss(ours), argnums=(0, 1))(params, x)
-    for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_ref)):
-        np.testing.assert_allclose(a, b, atol=1e-11)
-    # the mixed second derivative CGD uses: d/dx of the parameter gradient
-    tangent = jax.random.normal(jax.random.key(2), x.shape, jnp.float64)
-    mixed = lambda m: jax.jvp(lambda v: jax.grad(loss(m))(params, v), (x,), (tangent,))[1]
-    for a, b in zip(jax.tree.leaves(mixed(ours)), jax.tree.leaves(mixed(ref))):
-        np.testing.assert_allclose(a, b, atol=1e-11)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = "gan_dynamics"
+UPPER = ("gan_dynamics.runners", "experiments", "benchmarks", "tests")
 
 
-def test_bad_padding_name_fails():
-    with pytest.raises(ValueError, match="padding="):
-        layers.conv_padding(8, 4, 2, "FULL")
-    with pytest.raises(ValueError, match="padding="):
-        layers.conv_transpose_padding(4, 2, "FULL")
+def modules(root: str = REPO) -> dict[str, str]:
+    """Dotted module name -> file path, for every module of the package."""
+    found = {}
+    for directory, _, files in os.walk(os.path.join(root, PACKAGE)):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(directory, name)
+                dotted = os.path.relpath(path, root)[:-3].replace(os.sep, ".")
+                found[dotted.removesuffix(".__init__")] = path
+    return found
 
 
-@pytest.mark.parametrize("kernel, stride, padding", [
-    (4, 2, ((1, 1), (1, 1))),   # ICR DCGAN discriminator
-    (5, 2, "SAME"),             # WGAN-GP CIFAR critic
-    (5, 2, ((2, 2), (2, 2))),   # Radford DCGAN
-    (3, 1, "SAME"),
-    (3, 2, "VALID"),
-    (2, 3, ((0, 1), (1, 0))),
-])
-def test_conv_matches_flax(x64, kernel, stride, padding):
-    x = jax.random.normal(jax.random.key(0), (2, 9, 8, 3), jnp.float64)
-    ref = nn.Conv(4, (kernel, kernel), (stride, stride), padding, param_dtype=jnp.float64)
-    ours = layers.Conv(4, (kernel, kernel), (stride, stride), padding)
-    params = ref.init(jax.random.key(1), x)
-    assert jax.tree.structure(params) == jax.tree.structure(ours.init(jax.random.key(1), x))
-    np.testing.assert_allclose(ours.apply(params, x), ref.apply(params, x), atol=1e-12)
-    loss = lambda m: (lambda p, v: jnp.sum(jnp.sin(m.apply(p, v))))
-    for a, b in zip(jax.tree.leaves(jax.grad(loss(ours), argnums=(0, 1))(params, x)),
-                    jax.tree.leaves(jax.grad(loss(ref), argnums=(0, 1))(params, x))):
-        np.testing.assert_allclose(a, b, atol=1e-11)
-    tangent = jax.random.normal(jax.random.key(2), x.shape, jnp.float64)
-    mixed = lambda m: jax.jvp(lambda v: jax.grad(loss(m))(params, v), (x,), (tangent,))[1]
-    for a, b in zip(jax.tree.leaves(mixed(ours)), jax.tree.leaves(mixed(ref))):
-        np.testing.assert_allclose(a, b, atol=1e-11)
+def imports(module: str, path: str, known: dict[str, str]) -> set[str]:
+    """The modules `module` imports (at any depth of its code), resolved to known modules
+    where `from package import name` names a submodule."""
+    is_package = path.endswith("__init__.py")
+    package = module if is_package else module.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(open(path).read(), path)):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                out.add(sub if sub in known else target)
+    return out
 
 
-def test_native_conv_options_keep_convolutions_out_of_ynnpack_on_cpu():
-    # The FID Inception's speed on CPU rests on these options (models/layers.py): if a
-    # jaxlib renames the option, this says so instead of the extractor silently slowing.
-    if jax.default_backend() != "cpu":
-        assert layers.native_conv_compiler_options() == {}
-        return
-    x = jax.ShapeDtypeStruct((8, 35, 35, 64), jnp.float32)
-    k = jax.ShapeDtypeStruct((3, 3, 64, 96), jnp.float32)
-    conv = lambda x, k: layers.lax_conv(x, k, (1, 1), ((1, 1), (1, 1)))
-    default = jax.jit(conv).lower(x, k).compile().as_text()
-    native = jax.jit(conv, compiler_options=layers.native_conv_compiler_options()
-                     ).lower(x, k).compile().as_text()
-    assert "__ynn_fusion" in default
-    assert "__ynn_fusion" not in native and "convolution(" in native
+def graph(root: str = REPO) -> dict[str, set[str]]:
+    known = modules(root)
+    return {m: imports(m, p, known) for m, p in known.items()}
+
+
+def upward_imports(edges: dict[str, set[str]]) -> list[str]:
+    """'library -> upper module' for each library that imports a runner or above."""
+    bad = []
+    for module, targets in sorted(edges.items()):
+        if module == "gan_dynamics.runners" or module.startswith("gan_dynamics.runners."):
+            continue
+        for target in sorted(targets):
+            if any(target == u or target.startswith(u + ".") for u in UPPER):
+                bad.append(f"{module} -> {target}")
+    return bad
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), and modules
+    that import themselves: each is an import circle."""
+    inside = {m: {t for t in ts if t in edges} for m, ts in edges.items()}
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(inside[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1 or v in inside[v]:
+                found.append(sorted(component))
+
+    for v in sorted(inside):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_libraries_never_import_runners_or_experiments():
+    bad = upward_imports(graph())
+    assert not bad, "libraries importing upward:\n" + "\n".join(bad)
+
+
+def test_no_import_circle():
+    found = cycles(graph())
+    assert not found, "import circles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_the_checks_find_a_circle_and_an_upward_import():
+    edges = {"gan_dynamics.a": {"gan_dynamics.b"}, "gan_dynamics.b": {"gan_dynamics.a"},
+             "gan_dynamics.c": {"gan_dynamics.runners.train", "numpy"},
+             "gan_dynamics.runners.train": {"gan_dynamics.c"}}
+    assert cycles(edges) == [["gan_dynamics.a", "gan_dynamics.b"],
+                             ["gan_dynamics.c", "gan_dynamics.runners.train"]]
+    assert upward_imports(edges) == ["gan_dynamics.c -> gan_dynamics.runners.train"]
