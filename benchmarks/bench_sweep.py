@@ -2,7 +2,7 @@
 
 The setting is Fedus et al.'s Exp I at the defaults of experiments/synthetic_manifold.py
 (d = 10, hidden 32, batch 64, NS-GAN, alternating Adam with n_disc = 5, random start).
-Every side runs the same training step (`synthetic_run.make_run_fns`):
+Every side runs the same training step (`synthetic_train.make_run_fns`):
 - loop: for each seed, the jitted init, then the jitted single step called from Python
   once per step (what a per-seed script does). It is linear in the number of seeds, so it
   is timed on at most `--loop-seeds` seeds and its rate applies to every row;
@@ -45,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.results_io import write_json  # noqa: E402
 from benchmarks import profile_sweep  # noqa: E402
 from experiments import sweep_manifold_lr, synthetic_manifold  # noqa: E402
-from gan_dynamics.runners import seed_sharding, sweep_settings, synthetic_run  # noqa: E402
+from gan_dynamics.runners import seed_sharding, sweep_settings, synthetic_train  # noqa: E402
 
 FULL_SEEDS, FULL_STEPS = 1000, 200_000
 
@@ -56,11 +56,11 @@ def peak_memory_mb() -> float:
 
 def time_loop(fns, num_seeds: int, steps: int, lr) -> float:
     init, step = jax.jit(fns.init), jax.jit(fns.step)
-    warm, _ = init(synthetic_run.seed_key(1, 0), lr)
+    warm, _ = init(synthetic_train.seed_key(1, 0), lr)
     jax.block_until_ready(step(warm, jnp.int32(0), lr))
     start = time.perf_counter()
     for seed in range(num_seeds):
-        state, _ = init(synthetic_run.seed_key(0, seed), lr)
+        state, _ = init(synthetic_train.seed_key(0, seed), lr)
         for t in range(steps):
             state, _ = step(state, jnp.int32(t), lr)
         jax.block_until_ready(state)
@@ -69,7 +69,7 @@ def time_loop(fns, num_seeds: int, steps: int, lr) -> float:
 
 def time_one_vmap(config, num_seeds: int, lr) -> float:
     mesh = seed_sharding.seed_mesh()
-    fn = seed_sharding.compile_sweep(synthetic_run.make_train(config), mesh, over_lr=False)
+    fn = seed_sharding.compile_sweep(synthetic_train.make_train(config), mesh, over_lr=False)
     seed_sharding.run_seeds(fn, 1, num_seeds, lr, mesh, num_seeds)  # compile
     start = time.perf_counter()
     seed_sharding.run_seeds(fn, 0, num_seeds, lr, mesh, num_seeds)
@@ -122,7 +122,7 @@ def main() -> None:
     config.init = "random"
     config.steps = config.log_every = args.steps
     lr = jnp.float32(config.optimizer.lr)
-    fns = synthetic_run.make_run_fns(config)
+    fns = synthetic_train.make_run_fns(config)
     loop_seeds = args.loop_seeds
     loop_rate = loop_seeds * args.steps / time_loop(fns, loop_seeds, args.steps, lr)
     print(f"{jax.device_count()} x {jax.devices()[0].platform}; {args.steps} steps per seed; "

@@ -48,7 +48,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.results_io import write_json  # noqa: E402
 from experiments import synthetic_manifold  # noqa: E402
-from gan_dynamics.runners import synthetic_run  # noqa: E402
+from gan_dynamics.runners import synthetic_train  # noqa: E402
 
 CATEGORIES = ("matmuls", "random numbers", "activation-sized elementwise",
               "parameter-sized elementwise", "layout copies", "loop and executor overhead")
@@ -163,9 +163,9 @@ def step_program(group: int, steps: int, prng: str):
     config = synthetic_manifold.get_config()
     config.init = "random"
     config.steps = config.log_every = steps
-    fns = synthetic_run.make_chunk_fns(config, 1)
+    fns = synthetic_train.make_chunk_fns(config, 1)
     lr = jnp.float32(config.optimizer.lr)
-    keys = jax.vmap(lambda i: synthetic_run.seed_key(0, i, prng))(jnp.arange(group))
+    keys = jax.vmap(lambda i: synthetic_train.seed_key(0, i, prng))(jnp.arange(group))
     carry = jax.jit(jax.vmap(lambda k: fns.start(k, lr)[0]))(keys)
     advance = jax.jit(jax.vmap(lambda c: fns.advance(c, jnp.int32(0), lr)[0]))
     return advance.lower(carry).compile(), carry, config

@@ -186,7 +186,7 @@ def test_image_config_weight_clip_becomes_the_critic_projection(x64):
 
 def test_synthetic_wgan_clip_clips_and_wgan_does_not():
     from experiments import synthetic_manifold
-    from gan_dynamics.runners import synthetic_run
+    from gan_dynamics.runners import synthetic_train
 
     def final_critic(model, **overrides):
         config = synthetic_manifold.get_config()
@@ -194,9 +194,9 @@ def test_synthetic_wgan_clip_clips_and_wgan_does_not():
                            **overrides))
         config.optimizer.lr = 0.1
         config.optimizer.n_disc = 3
-        fns = synthetic_run.make_run_fns(config)
+        fns = synthetic_train.make_run_fns(config)
         lr = jnp.float32(0.1)
-        state, _ = fns.init(synthetic_run.seed_key(0, 0), lr)
+        state, _ = fns.init(synthetic_train.seed_key(0, 0), lr)
         for t in range(3):
             state, _ = jax.jit(fns.step)(state, jnp.int32(t), lr)
         return float(small_gan.max_abs(state.params_y))
@@ -207,4 +207,4 @@ def test_synthetic_wgan_clip_clips_and_wgan_does_not():
     config = synthetic_manifold.get_config()
     config.update(dict(model="wgan_clip", weight_clip=0.0))
     with pytest.raises(ValueError, match="clips the critic"):
-        synthetic_run.validate(config)
+        synthetic_train.validate(config)

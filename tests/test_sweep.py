@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiments import plots, sweep_manifold_lr  # noqa: E402
-from gan_dynamics.runners import seed_sharding, summaries, sweep, sweep_settings, synthetic_run  # noqa: E402
+from gan_dynamics.runners import seed_sharding, summaries, sweep, sweep_settings, synthetic_train  # noqa: E402
 
 LRS = (1e-3, 2e-2)
 
@@ -35,16 +35,16 @@ def cell():
 def test_sweep_cell_equals_the_single_run(cell):
     config, cell_config = cell
     values, reference, axes = sweep.sweep_cell(config, "ns", "altgd", seed_sharding.seed_mesh(1))
-    assert values.shape == (3, len(LRS), 3, len(synthetic_run.METRICS))
+    assert values.shape == (3, len(LRS), 3, len(synthetic_train.METRICS))
     assert axes["values"] == ["seed", "lr", "time", "metric"]
-    single = jax.jit(synthetic_run.make_train(cell_config))
+    single = jax.jit(synthetic_train.make_train(cell_config))
     for seed in range(3):  # seed 2 ran in a padded chunk
         for j, lr in enumerate(LRS):
-            result = single(synthetic_run.seed_key(config.seed, seed), jnp.float32(lr))
-            expected = np.stack([result.metrics[m] for m in synthetic_run.METRICS], -1)
+            result = single(synthetic_train.seed_key(config.seed, seed), jnp.float32(lr))
+            expected = np.stack([result.metrics[m] for m in synthetic_train.METRICS], -1)
             np.testing.assert_allclose(values[seed, j], expected, rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(
-                reference[seed, j], [result.reference[m] for m in synthetic_run.ERROR_METRICS],
+                reference[seed, j], [result.reference[m] for m in synthetic_train.ERROR_METRICS],
                 rtol=1e-6)
     # Different seeds are different runs.
     assert not np.allclose(values[0, :, -1], values[1, :, -1])
@@ -79,8 +79,8 @@ def test_runner_writes_named_arrays_and_summary(tmp_path):
     arrays = np.load(tmp_path / "ns__altgd.npz")
     with open(tmp_path / "ns__altgd.json") as f:
         axes = json.load(f)
-    assert arrays["values"].shape == (2, 2, 3, len(synthetic_run.METRICS))
-    assert arrays["reference"].shape == (2, 2, len(synthetic_run.ERROR_METRICS))
+    assert arrays["values"].shape == (2, 2, 3, len(synthetic_train.METRICS))
+    assert arrays["reference"].shape == (2, 2, len(synthetic_train.ERROR_METRICS))
     assert axes["values"] == ["seed", "dim", "time", "metric"]
     assert axes["coords"]["dim"] == [2, 3] and axes["coords"]["time"] == [0, 2, 4]
     rows = summary["cells"]["ns__altgd"]["rows"]
@@ -113,7 +113,7 @@ def test_cgd_sweep_on_eight_devices_equals_one_device():
     config = tiny_sweep_config(run_optimizers="cgd")
     config.optimizers.cgd.lrs = (0.05, 0.1)
     config.optimizers.cgd.options.max_iter = 5
-    train = synthetic_run.make_train(sweep_settings.cell_config(config, "ns", "cgd"))
+    train = synthetic_train.make_train(sweep_settings.cell_config(config, "ns", "cgd"))
     results = {}
     for devices in (1, 8):
         mesh = seed_sharding.seed_mesh(devices)

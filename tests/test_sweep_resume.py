@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments import plots, sweep_manifold_lr  # noqa: E402
 from gan_dynamics import signals  # noqa: E402
 from gan_dynamics.errors import UserError  # noqa: E402
-from gan_dynamics.runners import sweep  # noqa: E402
+from gan_dynamics.runners import sweep, synthetic_train  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -79,7 +79,7 @@ def test_stopped_sweep_resumes_bit_for_bit_and_refuses_other_settings(
     # Partial curves: logged entries 0 .. 2 (steps 0, 2, 4), the rest still NaN.
     with np.load(os.path.join(workdir, "progress", "ns__altgd.npz")) as partial:
         assert int(partial["done_steps"]) == 4
-        assert partial["values"].shape == (3, 2, 5, len(sweep.synthetic_run.METRICS))
+        assert partial["values"].shape == (3, 2, 5, len(synthetic_train.METRICS))
         assert np.isfinite(partial["values"][:, :, :3, 0]).all()
         assert np.isnan(partial["values"][:, :, 3:]).all()
     assert not os.path.exists(os.path.join(workdir, "ns__altgd.npz"))

@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiments import synthetic_manifold  # noqa: E402
 from gan_dynamics.errors import UserError  # noqa: E402
-from gan_dynamics.runners import synthetic_run  # noqa: E402
+from gan_dynamics.runners import synthetic_run, synthetic_train  # noqa: E402
 
 
 def tiny_config(**overrides):
@@ -45,8 +45,8 @@ def test_run_writes_results_metrics_and_snapshots(tmp_path, capsys):
 
 @pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 def test_learning_rate_is_traced_and_moves_the_generator():
-    train = jax.jit(synthetic_run.make_train(tiny_config(init="random")))
-    key = synthetic_run.seed_key(0, 0)
+    train = jax.jit(synthetic_train.make_train(tiny_config(init="random")))
+    key = synthetic_train.seed_key(0, 0)
     frozen = train(key, jnp.float32(0.0)).metrics["param_error"]
     moving = train(key, jnp.float32(0.05)).metrics["param_error"]
     np.testing.assert_allclose(frozen, frozen[0], rtol=1e-6)
@@ -57,11 +57,11 @@ def test_learning_rate_is_traced_and_moves_the_generator():
 @pytest.mark.parametrize("name,expected", [("cgd", "lr_x"), ("altgd", "transform_x")])
 def test_optimizer_gets_the_learning_rate_where_it_takes_it(name, expected, monkeypatch):
     seen = {}
-    monkeypatch.setattr(synthetic_run, "create_optimizer",
+    monkeypatch.setattr(synthetic_train, "create_optimizer",
                         lambda n, **hp: seen.update(hp) or ("stub", n))
     config = tiny_config()
     config.optimizer.name = name
-    synthetic_run.make_optimizer(config.optimizer, 0.125)
+    synthetic_train.make_optimizer(config.optimizer, 0.125)
     value = seen[expected]
     assert (value["lr"] if isinstance(value, dict) else value) == 0.125
     assert ("n_disc" in seen) == (name == "altgd")
@@ -77,7 +77,7 @@ def test_bad_config_fails_before_compiling(field, value, match):
     config = tiny_config()
     config[field] = value
     with pytest.raises(ValueError, match=match):
-        synthetic_run.make_train(config)
+        synthetic_train.make_train(config)
 
 
 def test_quick_settings_apply_only_when_asked():
@@ -90,14 +90,14 @@ def test_quick_settings_apply_only_when_asked():
 def test_stepping_the_run_fns_by_hand_equals_the_scanned_run():
     """The benchmark's per-step Python loop computes exactly what `train` scans."""
     config = tiny_config(init="random")
-    fns = synthetic_run.make_run_fns(config)
-    key, lr = synthetic_run.seed_key(0, 5), jnp.float32(0.01)
+    fns = synthetic_train.make_run_fns(config)
+    key, lr = synthetic_train.seed_key(0, 5), jnp.float32(0.01)
     init, step = jax.jit(fns.init), jax.jit(fns.step)
     state, _ = init(key, lr)
     for t in range(config.steps):
         state, _ = step(state, jnp.int32(t), lr)
-    expected = synthetic_run.errors(state.params_x, state.data, config.sigma)
-    result = synthetic_run.make_train(config)(key, lr)
+    expected = synthetic_train.errors(state.params_x, state.data, config.sigma)
+    result = synthetic_train.make_train(config)(key, lr)
     for name, value in expected.items():
         np.testing.assert_allclose(result.metrics[name][-1], value, rtol=1e-5)
 
@@ -105,10 +105,10 @@ def test_stepping_the_run_fns_by_hand_equals_the_scanned_run():
 def test_chunks_divide_the_run():
     config = tiny_config()
     config.update(dict(steps=200_000, log_every=1_000))
-    assert synthetic_run.chunk_blocks(config) == 10  # 20 chunks of 10 logging blocks
-    assert synthetic_run.chunk_blocks(config, target_chunks=100) == 2
+    assert synthetic_train.chunk_blocks(config) == 10  # 20 chunks of 10 logging blocks
+    assert synthetic_train.chunk_blocks(config, target_chunks=100) == 2
     config.chunk_steps = 4_000
-    assert synthetic_run.chunk_blocks(config) == 4
+    assert synthetic_train.chunk_blocks(config) == 4
     config.chunk_steps = 3_000  # does not divide 200k
     with pytest.raises(UserError, match="chunk_steps"):
-        synthetic_run.chunk_blocks(config)
+        synthetic_train.chunk_blocks(config)

@@ -21,7 +21,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from gan_dynamics.runners import synthetic_run
+from gan_dynamics.runners import synthetic_train
 from gan_dynamics.runners.sweep_settings import TARGET_CHUNKS
 
 Array = jax.Array
@@ -94,7 +94,7 @@ def compile_sweep(train: Callable, mesh: Mesh, over_lr: bool) -> Callable:
 
 
 def run_seeds(sweep_fn: Callable, base_seed: int, num_seeds: int, lrs: Any, mesh: Mesh,
-              chunk_seeds: int) -> synthetic_run.TrainResult:
+              chunk_seeds: int) -> synthetic_train.TrainResult:
     """Runs 0 .. num_seeds-1 of `compile_sweep`'s function in dispatches of `chunk_seeds`;
     results on the host, seed axis first."""
     devices = mesh.shape[SEED_AXIS]
@@ -110,8 +110,8 @@ def run_seeds(sweep_fn: Callable, base_seed: int, num_seeds: int, lrs: Any, mesh
 
 
 def seed_keys(base_seed: int, indices: np.ndarray) -> Array:
-    """`synthetic_run.seed_key(base_seed, i)` for every i of `indices`."""
-    return jax.vmap(lambda i: synthetic_run.seed_key(base_seed, i))(
+    """`synthetic_train.seed_key(base_seed, i)` for every i of `indices`."""
+    return jax.vmap(lambda i: synthetic_train.seed_key(base_seed, i))(
         jnp.asarray(indices, jnp.int32))
 
 
@@ -153,7 +153,7 @@ def compile_cell(cell: ml_collections.ConfigDict, mesh: Mesh, layout: RunLayout
                  ) -> CellPrograms:
     """Compiled `start` and `advance` for `layout.padded` runs of `cell` (one program each,
     reused for every chunk)."""
-    fns = synthetic_run.make_chunk_fns(cell, synthetic_run.chunk_blocks(cell, TARGET_CHUNKS))
+    fns = synthetic_train.make_chunk_fns(cell, synthetic_train.chunk_blocks(cell, TARGET_CHUNKS))
     runs, replicated = P(SEED_AXIS), P()
 
     def grouped(fn):
@@ -171,7 +171,7 @@ def compile_cell(cell: ml_collections.ConfigDict, mesh: Mesh, layout: RunLayout
     advance = jax.jit(jax.shard_map(local_advance, mesh=mesh, in_specs=(runs, replicated, runs),
                                     out_specs=runs, check_vma=False), donate_argnums=0)
     keys = jax.ShapeDtypeStruct((layout.padded,), jax.eval_shape(
-        lambda: synthetic_run.seed_key(0, 0)).dtype,
+        lambda: synthetic_train.seed_key(0, 0)).dtype,
         sharding=NamedSharding(mesh, runs))
     lrs = jax.ShapeDtypeStruct((layout.padded,), jnp.float32, sharding=NamedSharding(mesh, runs))
     carry = jax.eval_shape(start, keys, lrs)[0]

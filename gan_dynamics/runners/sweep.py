@@ -9,7 +9,7 @@ carry staying on the devices between chunks, sharded over the one-axis mesh "see
 Inside a device its runs go in groups of at most `config.chunk_seeds`, each group
 vmapped, one group after another (`lax.map` batches), so the step's working set is one
 group's whatever the number of seeds (docs/sweeps.md: throughput and memory). Run i uses
-`synthetic_run.seed_key(config.seed, i)`, so any cell of a sweep equals the single run
+`synthetic_train.seed_key(config.seed, i)`, so any cell of a sweep equals the single run
 with `seed_index = i`.
 
 This module is the runner: parts, chunks, progress, results. The pieces it uses are
@@ -59,7 +59,7 @@ from jax.sharding import PartitionSpec as P
 from gan_dynamics import signals
 from gan_dynamics.checks import check_value
 from gan_dynamics.errors import UserError
-from gan_dynamics.runners import synthetic_run
+from gan_dynamics.runners import synthetic_run, synthetic_train
 from gan_dynamics.runners.seed_sharding import (SEED_AXIS, compile_cell, is_writer, put_runs,
                                                 run_layout, seed_keys, seed_mesh, sync,
                                                 to_host)
@@ -135,7 +135,7 @@ def run_part(config: ml_collections.ConfigDict, part: Part, mesh: Mesh,
     keys = put_runs(seed_keys(config.seed, index // num_lrs), runs)
     lrs = put_runs(np.asarray(part.lrs, np.float32)[index % num_lrs], runs)
     carry, reference, first = programs.start(keys, lrs)
-    metric_names = list(synthetic_run.METRICS)
+    metric_names = list(synthetic_train.METRICS)
     stack = lambda logged: np.stack(  # noqa: E731
         [np.asarray(logged[m]) for m in metric_names], -1)[: layout.runs]
     steps, log_every = int(part.cell.steps), int(part.cell.log_every)
@@ -144,7 +144,7 @@ def run_part(config: ml_collections.ConfigDict, part: Part, mesh: Mesh,
                      np.float32)
     values[:, 0] = stack(to_host(first))
     reference = np.stack([np.asarray(to_host(reference)[m]) for m in
-                          synthetic_run.ERROR_METRICS], -1)[: layout.runs]
+                          synthetic_train.ERROR_METRICS], -1)[: layout.runs]
     shape = lambda a: a.reshape(num_seeds, num_lrs, *a.shape[1:])  # noqa: E731
     ckpt_dir = workdir and os.path.join(workdir, "checkpoints", part.name)
     progress_path = workdir and os.path.join(workdir, "progress", f"{part.name}.npz")
@@ -231,10 +231,10 @@ def sweep_cell(config: ml_collections.ConfigDict, model: str, optimizer: str, me
         "reference": ["seed", config.sweep, "metric"],
         "coords": {"seed": list(range(config.num_seeds)), config.sweep: sweep_coords,
                    "time": list(range(0, int(cell.steps) + 1, log_every)),
-                   "metric": list(synthetic_run.METRICS),
-                   "reference_metric": list(synthetic_run.ERROR_METRICS)},
+                   "metric": list(synthetic_train.METRICS),
+                   "reference_metric": list(synthetic_train.ERROR_METRICS)},
         "model": model, "optimizer": optimizer,
-        "n_disc": (int(cell.optimizer.n_disc) if synthetic_run.uses_n_disc(optimizer)
+        "n_disc": (int(cell.optimizer.n_disc) if synthetic_train.uses_n_disc(optimizer)
                    else None),
         "stats": stats,
     }
@@ -274,7 +274,7 @@ def check(config: ml_collections.ConfigDict, data: bool = True) -> None:
             if "lr" in settings:
                 check_value(f"config.optimizers.{optimizer}.", "lr", settings.lr)
             cell = cell_config(config, names(config.models)[0], optimizer)
-            synthetic_run.make_optimizer(cell.optimizer,
+            synthetic_train.make_optimizer(cell.optimizer,
                                          float(lrs[0] if lrs else cell.optimizer.lr))
     except (ValueError, TypeError) as err:
         raise err if isinstance(err, UserError) else UserError(str(err)) from err

@@ -17,7 +17,7 @@ import ml_collections
 
 from gan_dynamics.checkpoints import flatten_config
 from gan_dynamics.errors import UserError
-from gan_dynamics.runners import synthetic_run
+from gan_dynamics.runners import synthetic_train
 
 SWEEPS = ("lr", "dim")
 
@@ -79,8 +79,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
             cell = cell_config(config, model, optimizer)
             if config.sweep == "lr" and not len(config.optimizers[optimizer].get("lrs", ())):
                 raise ValueError(f"config.optimizers.{optimizer}.lrs is empty.")
-            synthetic_run.validate(cell)
-            synthetic_run.chunk_blocks(cell, TARGET_CHUNKS)
+            synthetic_train.validate(cell)
+            synthetic_train.chunk_blocks(cell, TARGET_CHUNKS)
 
 
 # Fields that do not change a cell's results: which cells a command runs, and how.
