@@ -4,7 +4,8 @@ The hyperparameter rules every optimizer applies to its arguments (`check_hyperp
 called by `optimizers.create`): learning rates > 0, momenta in [0, 1), tolerances >= 0,
 iteration counts >= 1. Values that are not concrete numbers (JAX arrays, e.g. a sweep's
 traced learning rate) are left alone: sweeps validate their grids from the config instead.
-`non_finite` finds the NaN and inf values of a nested config. Each runner checks its own
+`non_finite` finds the NaN and inf values of a nested config; `one_of` and
+`is_positive_int` are the checks every schema repeats. Each runner checks its own
 schema with these (`runners/*`), and `runners.dispatch.check` runs the runner's checks.
 """
 
@@ -12,11 +13,11 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import ml_collections
 
-from gan_dynamics.errors import UserError
+from gan_dynamics.errors import UserError, did_you_mean
 
 # Hyperparameter name -> (rule, what it is). Rules: "positive" (> 0), "unit" ([0, 1)),
 # "nonnegative" (>= 0), "count" (integer >= 1).
@@ -94,3 +95,17 @@ def non_finite(tree: Any, prefix: str = "config") -> list[str]:
     if isinstance(tree, float) and not math.isfinite(tree):
         return [f"{prefix}={tree}"]
     return []
+
+
+def is_positive_int(value: Any) -> bool:
+    """An int > 0 (not a bool, not a float that happens to be whole)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def one_of(where: str, value: Any, choices: Iterable[str]) -> None:
+    """UserError "<where>=<value> is not one of [...]. Did you mean ...?" unless `value` is
+    one of `choices`."""
+    choices = sorted(choices)
+    if value not in choices:
+        raise UserError(f"{where}={value!r} is not one of {choices}."
+                        + did_you_mean(str(value), choices))

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import ml_collections
 
-from gan_dynamics import checks, errors
+from gan_dynamics import checks
 from gan_dynamics.errors import UserError
 
 # config.runner -> the module whose `run(config, workdir)` runs it and whose
@@ -33,9 +33,7 @@ RUNNERS = {
 
 def runner_module(name: str):
     """The module of the runner registered under `name`; UserError if there is none."""
-    if name not in RUNNERS:
-        raise UserError(f"config.runner={name!r} is not one of {sorted(RUNNERS)}."
-                        + errors.did_you_mean(name, RUNNERS))
+    checks.one_of("config.runner", name, RUNNERS)
     return importlib.import_module(RUNNERS[name])
 
 

@@ -48,7 +48,8 @@ import numpy as np
 from jax import lax
 
 from gan_dynamics import optimizers, toy_games
-from gan_dynamics.errors import UserError, did_you_mean
+from gan_dynamics.checks import one_of
+from gan_dynamics.errors import UserError
 from gan_dynamics.game import Params
 from gan_dynamics.optimizers.base import GameOptimizer
 
@@ -196,16 +197,11 @@ def check_config(config) -> None:
         raise UserError(f"config.steps={config.steps!r} must be a positive integer, e.g. 50.")
     if "name" not in config.game:
         raise UserError(f"config.game needs a `name`, one of {sorted(toy_games.PROBLEMS)}.")
-    if config.game.name not in toy_games.PROBLEMS:
-        raise UserError(f"config.game.name={config.game.name!r} is not one of "
-                        f"{sorted(toy_games.PROBLEMS)}."
-                        + did_you_mean(config.game.name, toy_games.PROBLEMS))
+    one_of("config.game.name", config.game.name, toy_games.PROBLEMS)
     if not config.plot_radius >= 0:
         raise UserError(f"config.plot_radius={config.plot_radius} must be >= 0 "
                         "(0: twice the start's distance from the equilibrium).")
-    if config.get("x_axis", "step") not in X_AXES:
-        raise UserError(f"config.x_axis={config.x_axis!r} is not one of {X_AXES}."
-                        + did_you_mean(config.x_axis, X_AXES))
+    one_of("config.x_axis", config.get("x_axis", "step"), X_AXES)
 
 
 def check(config, data: bool = True) -> None:

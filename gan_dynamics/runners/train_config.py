@@ -22,7 +22,7 @@ from gan_dynamics.metrics import classifier as classifier_lib
 from gan_dynamics.metrics import critic as critic_lib
 from gan_dynamics.optimizers import create as create_optimizer
 from gan_dynamics.optimizers.base import GameOptimizer
-from gan_dynamics.checks import check_value
+from gan_dynamics.checks import check_value, is_positive_int
 
 
 class Experiment(NamedTuple):
@@ -155,10 +155,6 @@ def set_loss(config: ml_collections.ConfigDict, name: str, penalty: str = "none"
     return config
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
 def check_config(config: ml_collections.ConfigDict) -> None:
     """Fail with a UserError on unknown keys and bad values (before any compile).
 
@@ -184,15 +180,15 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     t = config.train
     for name in ("num_steps", "log_every", "checkpoint_every", "keep_checkpoints",
                  "sample_every", "eval_every", "num_samples"):
-        if not _positive_int(t[name]):
+        if not is_positive_int(t[name]):
             raise UserError(f"config.train.{name}={t[name]!r} must be a positive integer.")
     if math.isqrt(t.num_samples) ** 2 != t.num_samples:
         raise UserError(f"config.train.num_samples={t.num_samples} must be a square number "
                         "(e.g. 64) to fill the sample grid.")
-    if not _positive_int(config.data.batch_size):
+    if not is_positive_int(config.data.batch_size):
         raise UserError(f"config.data.batch_size={config.data.batch_size!r} must be a "
                         "positive integer (the global batch, e.g. 64).")
-    if not _positive_int(config.data.prefetch):
+    if not is_positive_int(config.data.prefetch):
         raise UserError(f"config.data.prefetch={config.data.prefetch!r} must be a positive "
                         "integer (steps of batches sent to the devices ahead, e.g. 2).")
     workers = config.data.num_workers
@@ -221,7 +217,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise UserError("config.model needs a `name` (models.registry), e.g. "
                         "--config.model.name=dcgan.")
     for key in ("z_dim", "width", "image_size", "channels"):
-        if key in config.model and not _positive_int(config.model[key]):
+        if key in config.model and not is_positive_int(config.model[key]):
             raise UserError(f"config.model.{key}={config.model[key]!r} must be a positive "
                             "integer.")
     if not isinstance(config.optimizer.get("name", None), str):
