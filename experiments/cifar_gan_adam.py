@@ -9,7 +9,7 @@ wins; expect weak or collapsing samples.
 
     python experiments/run.py --config=experiments/cifar_gan_adam.py --workdir=runs/cifar_gan_adam
 
-Needs CIFAR-10 prepared for tfds (README, "Datasets"). Runtime: well under
+Needs CIFAR-10 prepared for tfds (docs/usage.md, "Datasets"). Runtime: well under
 cifar_wgan_gp_adam.py per generator step (one critic step instead of five, no penalty); a
 GPU job.
 """

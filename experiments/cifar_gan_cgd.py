@@ -7,7 +7,7 @@ with the minimax loss (zero-sum: CG solve).
 
     python experiments/run.py --config=experiments/cifar_gan_cgd.py --workdir=runs/cifar_gan_cgd
 
-Needs CIFAR-10 prepared for tfds (README, "Datasets"). Runtime: as cifar_wgan_cgd.py.
+Needs CIFAR-10 prepared for tfds (docs/usage.md, "Datasets"). Runtime: as cifar_wgan_cgd.py.
 """
 
 from gan_dynamics.runners.train_config import default_config, set_loss

@@ -8,7 +8,7 @@ Adam lr 1e-4, betas (0.5, 0.9).
 
     python experiments/run.py --config=experiments/cifar_nsgan_gp_adam.py --workdir=runs/cifar_nsgan_gp_adam
 
-Needs CIFAR-10 prepared for tfds (README, "Datasets"). Runtime: under
+Needs CIFAR-10 prepared for tfds (docs/usage.md, "Datasets"). Runtime: under
 cifar_wgan_gp_adam.py per generator step (one critic step instead of five); a GPU job.
 """
 

@@ -8,7 +8,7 @@ grow in magnitude and sample quality to stall or collapse, which is the ICR pape
 
     python experiments/run.py --config=experiments/cifar_wgan_adam.py --workdir=runs/cifar_wgan_adam
 
-Needs CIFAR-10 prepared for tfds (README, "Datasets"). Runtime: less than
+Needs CIFAR-10 prepared for tfds (docs/usage.md, "Datasets"). Runtime: less than
 cifar_wgan_gp_adam.py (no penalty); a GPU job.
 """
 

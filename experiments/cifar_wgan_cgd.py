@@ -12,7 +12,7 @@ paper's claim: this trains stably and beats Adam WGAN-GP in Inception Score
 
     python experiments/run.py --config=experiments/cifar_wgan_cgd.py --workdir=runs/cifar_wgan_cgd
 
-Needs CIFAR-10 prepared for tfds (see README, "Datasets"). Runtime: benchmarks/bench_train.py
+Needs CIFAR-10 prepared for tfds (see docs/usage.md, "Datasets"). Runtime: benchmarks/bench_train.py
 measured 64 s per generator step on a 2-core CPU (8.5 CG iterations per step early in
 training; 1.35x the time of an Adam WGAN-GP generator step), so on a CPU this only checks
 the pipeline;

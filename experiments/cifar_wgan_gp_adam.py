@@ -10,7 +10,7 @@ the ICR DCGAN pair so that only the loss and optimizer differ from `cifar_wgan_c
 
     python experiments/run.py --config=experiments/cifar_wgan_gp_adam.py --workdir=runs/cifar_wgan_gp_adam
 
-Needs CIFAR-10 prepared for tfds (README, "Datasets"). Runtime: benchmarks/bench_train.py
+Needs CIFAR-10 prepared for tfds (docs/usage.md, "Datasets"). Runtime: benchmarks/bench_train.py
 measured 48 s per generator step (5 critic steps with the penalty's double backward) on a
 2-core CPU; a GPU job (not yet timed).
 """

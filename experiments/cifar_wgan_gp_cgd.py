@@ -7,7 +7,7 @@ makes the game general-sum, so ACGD solves its non-symmetric system with GMRES.
 
     python experiments/run.py --config=experiments/cifar_wgan_gp_cgd.py --workdir=runs/cifar_wgan_gp_cgd
 
-Needs CIFAR-10 prepared for tfds (README, "Datasets"). Runtime: more than
+Needs CIFAR-10 prepared for tfds (docs/usage.md, "Datasets"). Runtime: more than
 cifar_wgan_cgd.py per step (the penalty's double backward enters every mixed product); a
 GPU job.
 """

@@ -21,7 +21,7 @@ and penalty):
 
 Expect (their Fig. 15-17): GAN-GP and DRAGAN-NS robust across the grid, NS prone to mode
 collapse, WGAN-GP failing on CelebA for some learning rates. Needs the dataset prepared for
-tfds (README, "Datasets"). Runtime: a GPU job (100k-200k steps; not yet timed); on a CPU
+tfds (docs/usage.md, "Datasets"). Runtime: a GPU job (100k-200k steps; not yet timed); on a CPU
 use it to check the pipeline only (tens of seconds per step with the penalties; see
 benchmarks/bench_train.py for the similar CIFAR-10 models).
 """

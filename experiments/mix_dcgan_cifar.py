@@ -12,7 +12,7 @@ CIFAR-10 runs are conditioned on labels; this mixture is unconditional.
     python experiments/run.py --config=experiments/mix_dcgan_cifar.py --workdir=runs/mix_dcgan_cifar
     python experiments/run.py --config=experiments/mix_dcgan_cifar.py --config.model.components=1  # DCGAN
 
-Needs CIFAR-10 prepared for tfds (README, "Datasets"). Cost per step: 5 generator
+Needs CIFAR-10 prepared for tfds (docs/usage.md, "Datasets"). Cost per step: 5 generator
 passes and 30 discriminator passes (5 on real data, 25 on the generators' samples) where
 a DCGAN step has 1 and 2 (benchmarks/bench_mix.py); a GPU job.
 """

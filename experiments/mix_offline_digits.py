@@ -13,7 +13,8 @@ plain model's curve.
 A step costs T generator and T + T² discriminator passes (with the penalty's gradient on
 each of the T² pairs) against 1 and 2 for offline_digits.py. Measured: 6.5 steps/s on
 an idle 2-core CPU against about 60 for offline_digits.py, so the 1500 steps take 4.4
-minutes (README, "MIX+GAN", compares the two models' scores).
+minutes (docs/mix_gan.md, "Mixtures on the offline digits", compares the two models'
+scores).
 """
 
 import os

@@ -13,7 +13,7 @@ Fig. 4 of the paper tracks the neural-net distance (the critic's Wasserstein est
 during training; `config.nn_distance` adds an independent estimate (a fresh clipped MLP
 critic on held-out images, metrics/nn_distance.py) every `train.eval_every` steps.
 
-Needs CIFAR-10 prepared for tfds (README, "Datasets"); a GPU job.
+Needs CIFAR-10 prepared for tfds (docs/usage.md, "Datasets"); a GPU job.
 """
 
 import ml_collections

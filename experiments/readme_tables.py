@@ -1,4 +1,4 @@
-"""Print README's toy-game tables and its per-step cost column, from the toy configs.
+"""Print the toy-game and per-step cost tables (docs/experiments.md, docs/optimizers.md).
 
     python experiments/readme_tables.py                        # all (~4 min on a 2-core CPU)
     python experiments/readme_tables.py --tables=bilinear,icr_quadratic

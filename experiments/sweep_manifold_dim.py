@@ -11,7 +11,7 @@ at the fixed lr `config.optimizers.<name>.lr`.
 
 Runtime (2 CPU cores): full setting as for the lr sweep (weeks of CPU); quick=True (16
 seeds, 1k steps, d in 2, 10, 50, NS/GAN-GP under AltGD, 6 programs) ~5 min (estimate
-from the lr sweep's timings; not run for the README).
+from the lr sweep's timings; not run for docs/experiments.md).
 d grid 2 .. 100: from the plane of Fig. 1 to well past the default d = 10.
 """
 

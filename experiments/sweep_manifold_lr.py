@@ -68,7 +68,7 @@ def get_config() -> ml_collections.ConfigDict:
         coordinator_address="",  # "" / -1: detected from the cluster environment
         num_processes=-1, process_id=-1))
     config.dims = (10,)  # used by the dim sweep only
-    # The README's table (2): NS vs the two penalties under AltGD, 32 seeds, 1k steps.
+    # Table (2) of docs/experiments.md: NS vs the two penalties under AltGD, 32 seeds, 1k steps.
     config.quick_settings = ml_collections.ConfigDict(dict(
         num_seeds=32, steps=1_000, log_every=250, models="ns,gan_gp,dragan_ns",
         run_optimizers="altgd", optimizers={"altgd": {"lrs": (3e-3, 1e-2, 3e-2)}}))

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 T = TypeVar("T")
 
-# Exit statuses of every entry point (README "Exit codes").
+# Exit statuses of every entry point (docs/failures.md, "Signals and exit codes").
 EXIT_USER_ERROR = 2
 EXIT_NON_FINITE = 3
 

@@ -1,12 +1,14 @@
-"""Every README command and override builds its config, so the README cannot drift.
+"""Every documented command and override builds its config, so the pages cannot drift.
 
-Each `python experiments/run.py ...` line of README.md is parsed exactly as the command
-line parses it (`run.parse`: the config file, then its `--config.*` overrides as
-ml_collections' config_flags applies them), `quick` is resolved, and the runner's
-validation and builders run without training (`runners.dispatch.check`): models, optimizers,
-penalties, games and sweep cells. Image configs whose dataset is not prepared on this
-machine build everything but the data. Every `--config.*` override the README mentions
-in its prose must build with at least one experiment config.
+The pages are README.md and every docs/*.md. Each `python experiments/run.py ...` command
+in them (a line of its own, joined with the lines a trailing backslash continues it onto,
+or an inline-code span) is parsed exactly as the command line parses it (`run.parse`: the
+config file, then its `--config.*` overrides as ml_collections' config_flags applies
+them), `quick` is resolved, and the runner's validation and builders run without training
+(`runners.dispatch.check`): models, optimizers, penalties, games and sweep cells. Image
+configs whose dataset is not prepared on this machine build everything but the data.
+Every `--config.*` override the pages mention in their prose must build with at least
+one experiment config.
 """
 
 from __future__ import annotations
@@ -25,6 +27,28 @@ from gan_dynamics.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
+PROGRAM = "python experiments/run.py"
+
+
+def pages() -> list[str]:
+    """README.md and every page of docs/, in a fixed order."""
+    return [README, *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]
+
+
+def _lines(path: str) -> list[str]:
+    """The page's lines, each line that ends in a backslash joined with the next."""
+    with open(path) as f:
+        raw = f.read().splitlines()
+    lines, pending = [], ""
+    for line in raw:
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1].rstrip() + " "
+            continue
+        lines.append(pending + (line.strip() if pending else line))
+        pending = ""
+    if pending:
+        lines.append(pending.rstrip())
+    return lines
 
 
 def _load_run():
@@ -36,37 +60,58 @@ def _load_run():
 
 
 RUN = _load_run()
-# Placeholders the README writes for values a user picks.
+# Placeholders the pages write for values a user picks.
 _PLACEHOLDERS = {"N": "2", "i": "0", "host:port": "localhost:1234"}
 
 
-def readme_commands() -> list[tuple[list[str], str]]:
-    """(argv after the program, the error the README shows for it or "") of every
-    `python experiments/run.py` in README.md; a shown error is the next line's `Error: ...`."""
+def page_commands(path: str) -> list[tuple[list[str], str]]:
+    """(argv after the program, the error the page shows for it or "") of every
+    `python experiments/run.py` command in the page at `path`; a shown error is the next
+    line's `Error: ...`. A mention of the program without arguments is not a command."""
     commands = []
-    with open(README) as f:
-        lines = f.read().splitlines()
+    lines = _lines(path)
     for i, line in enumerate(lines):
-        start = line.find("python experiments/run.py")
+        start = line.find(PROGRAM)
         if start < 0 or "experiments/X.py" in line:
             continue
-        text = line[start + len("python experiments/run.py"):].split(" #")[0]
-        text = text.split("&&")[0].strip().rstrip("`")
+        text = line[start + len(PROGRAM):]
+        if start > 0 and line[start - 1] == "`":  # inline code: the command ends at its `
+            text = text.split("`")[0]
+        text = text.split(" #")[0].split("&&")[0].strip().rstrip("`")
+        argv = shlex.split(text)
+        if not argv:
+            continue
         shown = lines[i + 1] if i + 1 < len(lines) and lines[i + 1].startswith("Error: ") else ""
-        commands.append((shlex.split(text), shown))
+        commands.append((argv, shown))
     return commands
 
 
-def readme_overrides() -> list[str]:
-    """Every `--config.key=value` the README's prose mentions (outside run.py lines),
+def readme_commands() -> list[tuple[list[str], str, str]]:
+    """(argv, shown error, page) of every command of README.md and docs/*.md, each once."""
+    seen, commands = set(), []
+    for path in pages():
+        for argv, shown in page_commands(path):
+            if (tuple(argv), shown) not in seen:
+                seen.add((tuple(argv), shown))
+                commands.append((argv, shown, os.path.relpath(path, ROOT)))
+    return commands
+
+
+def page_overrides(path: str) -> list[str]:
+    """Every `--config.key=value` the page's prose mentions (outside run.py commands),
     including spans that wrap onto the next line."""
-    with open(README) as f:
-        prose = "".join(line for line in f if "python experiments/run.py" not in line)
+    prose = "\n".join(line for line in _lines(path) if PROGRAM + " --" not in line)
     prose = re.sub(r"```.*?```", "", prose, flags=re.S)  # code blocks: commands and output
     found = []
     for match in re.finditer(r"`([^`]*--config\.[^`]*)`", prose):
         found.extend(a for a in shlex.split(match.group(1)) if a.startswith("--config."))
     return [_fill(a) for a in found]
+
+
+def readme_overrides() -> list[str]:
+    """Every override of README.md and docs/*.md, each once."""
+    found = [a for path in pages() for a in page_overrides(path)]
+    return list(dict.fromkeys(found))
 
 
 def _fill(arg: str) -> str:
@@ -90,20 +135,33 @@ COMMANDS = readme_commands()
 OVERRIDES = readme_overrides()
 
 
-def test_the_readme_has_commands_and_overrides():
+def test_the_pages_have_commands_and_overrides():
     assert len(COMMANDS) >= 15, COMMANDS
     assert len(OVERRIDES) >= 5, OVERRIDES
     assert any(a.startswith("--config.optimizer.") for a in OVERRIDES)
+    assert any(shown for _, shown, _ in COMMANDS)  # at least one shown error is checked
+    assert any(page == "README.md" for _, _, page in COMMANDS)
 
 
-@pytest.mark.parametrize("argv,shown", COMMANDS,
-                         ids=[" ".join(c)[:80] for c, _ in COMMANDS])
-def test_readme_command_builds(argv, shown):
+def test_continued_and_inline_commands_are_read(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("What `python experiments/run.py` does.\n"
+                    "python experiments/run.py --config=experiments/a.py \\\n"
+                    "    --config.steps=3   # a comment\n"
+                    "Run `python experiments/run.py --config=experiments/b.py` here.\n")
+    assert page_commands(str(page)) == [
+        (["--config=experiments/a.py", "--config.steps=3"], ""),
+        (["--config=experiments/b.py"], "")]
+
+
+@pytest.mark.parametrize("argv,shown,page", COMMANDS,
+                         ids=[f"{p}: {' '.join(c)}"[:100] for c, _, p in COMMANDS])
+def test_readme_command_builds(argv, shown, page):
     os.chdir(ROOT)
     if not shown:
         assert build(argv).startswith("built")
         return
-    # An error the README shows: the same message, up to its "...".
+    # An error the page shows: the same message, up to its "...".
     with pytest.raises(UserError) as err:
         build(argv)
     assert f"Error: {err.value}".startswith(shown.split("...")[0].rstrip())
