@@ -15,8 +15,9 @@ import numpy as np
 class MetricWriter:
     """Scalars to `metrics.jsonl` and TensorBoard event files (no TensorFlow needed).
 
-    On resume from step k, records of steps >= k left by the interrupted run are dropped
-    from both, so the files describe one trajectory.
+    On resume from checkpoint k, records of steps > k left by the interrupted run are
+    dropped from both (a step's rows are written before its checkpoint; docs/design.md
+    Sec. 10), so the files describe one trajectory.
     """
 
     def __init__(self, workdir: str, resume_step: int, enabled: bool = True):
@@ -27,7 +28,7 @@ class MetricWriter:
             return
         if resume_step and os.path.exists(self.path):
             with open(self.path) as f:
-                kept = [line for line in f if json.loads(line)["step"] < resume_step]
+                kept = [line for line in f if json.loads(line)["step"] <= resume_step]
             with open(self.path, "w") as f:
                 f.writelines(kept)
         elif os.path.exists(self.path):
@@ -35,7 +36,7 @@ class MetricWriter:
         from tensorboardX import SummaryWriter
 
         self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"),
-                                 purge_step=resume_step or None)
+                                 purge_step=resume_step + 1 if resume_step else None)
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         if not self.enabled:

@@ -90,7 +90,7 @@ def test_kill_and_resume_reproduces_uninterrupted_run(tmp_path):
     # The resumed metrics file describes one trajectory, equal to the uninterrupted one.
     full_records = outputs.read_metrics(str(tmp_path / "full"))
     resumed_records = outputs.read_metrics(str(tmp_path / "resumed"))
-    assert [r["step"] for r in resumed_records] == [0, 1, 2, 3]
+    assert [r["step"] for r in resumed_records] == [1, 2, 3, 4]
     for a, b in zip(full_records, resumed_records):
         np.testing.assert_allclose(a["f"], b["f"], rtol=1e-5)
 
@@ -103,7 +103,7 @@ def test_outputs_and_logged_diagnostics(tmp_path):
                   np.mean(generate(np.zeros((4, 4), np.float32))))}])
     records = outputs.read_metrics(str(tmp_path))
     losses = [r for r in records if "f" in r]
-    assert [r["step"] for r in losses] == [0, 1]
+    assert [r["step"] for r in losses] == [1, 2]
     for key in ("f", "g", "grad_norm_x", "grad_norm_y", "update_norm_x", "update_norm_y",
                 "param_norm_x", "param_norm_y", "grad_evals", "solver_iterations",
                 "solver_residual", "d_real", "d_fake"):
@@ -118,8 +118,9 @@ def test_outputs_and_logged_diagnostics(tmp_path):
 
 def test_non_finite_loss_stops_with_step_and_last_good_checkpoint(tmp_path):
     config = tiny_config(checkpoint_every=1)
-    with pytest.raises(FloatingPointError, match=r"Non-finite loss at step 2 .*Last good "
-                       r"checkpoint: step 1 in .*checkpoints"):
+    # The batches of loop index 2 feed update 3: its losses are logged at step 3.
+    with pytest.raises(FloatingPointError, match=r"Non-finite loss at step 3 .*Last good "
+                       r"checkpoint: step 2 in .*checkpoints"):
         train.run(config, str(tmp_path), source=random_images(poison_step=2))
 
 
@@ -161,7 +162,7 @@ def test_cifar_wgan_cgd_two_steps_on_mock_data(tmp_path):
     assert os.listdir(tmp_path / "checkpoints") == ["2"]
     with open(tmp_path / "metrics.jsonl") as f:
         records = [json.loads(line) for line in f]
-    assert [r["step"] for r in records] == [0, 1]
+    assert [r["step"] for r in records] == [1, 2]
     assert all(np.isfinite(r["f"]) and r["solver_iterations"] >= 1 for r in records)
     from PIL import Image
 

@@ -19,11 +19,12 @@ this module is the loop.
   Checkpoints (Orbax) are taken every N steps and when SIGTERM/SIGINT arrives (all
   processes agree on the step); a run restarts from the newest readable one by itself,
   after checking that its config (`DIR/config.json`) describes the same trajectory.
-- Numbering: the losses of step s (evaluated at the parameters after s updates) are
-  logged at s; evaluation hooks, sample grids and checkpoints after step s use s + 1
-  (`done`), the number of updates their parameters have seen. On resume from checkpoint
-  c, records at steps >= c are dropped (`outputs.MetricWriter`) and the evaluation at c
-  is run again, so each step's rows appear exactly once.
+- Numbering (docs/design.md Sec. 10): step k is the k-th generator update. The losses
+  logged at k were computed during update k (at the parameters after k - 1 updates);
+  evaluations, sample grids and checkpoints at k see the parameters after k updates.
+  The console, metrics.jsonl, TensorBoard and every file name use this k. Within step k
+  the evaluation runs before the checkpoint is saved, so on resume from checkpoint c the
+  rows of steps > c are dropped (`outputs.MetricWriter`) and nothing at c is redone.
 - Exits: a finished run writes `results.json`; a signal raises `signals.Stopped` after
   the save (entry points exit 128 + signal number); a non-finite loss raises
   `errors.NonFiniteLoss` naming the last good checkpoint. The metric writer and the
@@ -134,15 +135,14 @@ class Reporter:
             (bad < 0) & ~(jnp.isfinite(f) & jnp.isfinite(g)), step, bad))
 
     def losses(self, step: int, metrics: dict[str, Any], ckpt: checkpoints.Checkpoints) -> None:
-        """Track the losses of step `step`; log and print them every log_every steps.
+        """Track the losses of update `step`; log and print them every log_every steps.
 
         Between log steps nothing waits for the device: finiteness is tracked on it (the
         first non-finite step) and read by `check`, before every checkpoint and log line.
         """
         self._first_bad = self._track(self._first_bad, metrics["f"], metrics["g"], step)
-        done = step + 1
-        if not (step == self.start or done % self.config.train.log_every == 0
-                or done == self.num_steps):
+        if not (step == self.start + 1 or step % self.config.train.log_every == 0
+                or step == self.num_steps):
             return
         self.check(ckpt)
         m = {k: float(v) for k, v in jax.device_get(metrics).items() if np.ndim(v) == 0}
@@ -152,10 +152,10 @@ class Reporter:
         if self._first_done is None:
             self._first_done, speed = now, "compiled and ran the first step"
         else:
-            rate = (step - self.start) / (now - self._first_done)
-            speed = f"{rate:.3g} steps/s  ETA {_format_duration((self.num_steps - done) / rate)}"
+            rate = (step - self.start - 1) / (now - self._first_done)
+            speed = f"{rate:.3g} steps/s  ETA {_format_duration((self.num_steps - step) / rate)}"
         if self.is_main:
-            print(f"step {done}/{self.num_steps}  f={m['f']:.4g}  g={m['g']:.4g}  |  {speed}",
+            print(f"step {step}/{self.num_steps}  f={m['f']:.4g}  g={m['g']:.4g}  |  {speed}",
                   flush=True)
 
     def check(self, ckpt: checkpoints.Checkpoints) -> None:
@@ -167,10 +167,10 @@ class Reporter:
                 f"checkpoint: {ckpt.last_good(bad)}. Lower the learning rates or add a "
                 "penalty, and start in a fresh --workdir.")
 
-    def after(self, done: int, state: TrainState, resumed: bool = False) -> None:
-        """Evaluation and sample grid of the parameters after `done` steps, when due."""
+    def after(self, done: int, state: TrainState) -> None:
+        """Evaluation and sample grid of the parameters after `done` updates, when due."""
         t = self.config.train
-        if self.hooks and done % t.eval_every == 0 and (done > self.start or resumed):
+        if self.hooks and done % t.eval_every == 0 and done > self.start:
             generate = lambda z: self._generate(state, z)  # noqa: E731
             results = {}
             for hook in self.hooks:
@@ -226,7 +226,6 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         start = int(state.step)
         checkpoints.write_config(workdir, config)
         report = stack.enter_context(contextlib.closing(Reporter(workdir, config, exp, start, hooks)))
-        report.after(start, state, resumed=restored is not None)  # the eval a resume dropped
         train_step = jit_train_step(exp, mesh, abstract)
         if report.is_main:
             print(("Resuming from checkpoint step " if restored is not None else "Training from step ")
@@ -238,7 +237,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         for step, batches in zip(range(start, t.num_steps), inputs):
             stop.step = done = step + 1
             state, metrics = train_step(state, batches)
-            report.losses(step, metrics, ckpt)
+            report.losses(done, metrics, ckpt)
             report.after(done, state)
             signum = stop.agreed(step)  # the same answer in every process
             if done % t.checkpoint_every == 0 or done == t.num_steps or signum:
