@@ -92,6 +92,7 @@ def _diagnose(args: argparse.Namespace) -> list[str]:
 
     from gan_dynamics import parallel
     from gan_dynamics.diagnostics import report
+    from gan_dynamics.outputs import write_json
     from gan_dynamics.runners import image_diagnostics, open_run
     from gan_dynamics.runners.train_config import build
 
@@ -121,8 +122,7 @@ def _diagnose(args: argparse.Namespace) -> list[str]:
         result = {"step": step, "batch_size": int(batch.shape[0]),
                   "options": options._asdict(), **result}
         path = os.path.join(out_dir, f"step_{step:08d}.json")
-        with open(path, "w") as f:
-            json.dump(result, f, indent=1)
+        write_json(path, result, indent=1)
         written.append(path)
         print(summary(result), flush=True)
         if "path_angle" in result:

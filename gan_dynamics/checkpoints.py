@@ -175,7 +175,10 @@ class Checkpoints:
         self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
         self.manager = ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=int(keep), create=True),
+            # A save cut short (kill -9, a crashed node) leaves a temporary directory that
+            # is never a checkpoint; the next start removes it.
+            options=ocp.CheckpointManagerOptions(max_to_keep=int(keep), create=True,
+                                                 cleanup_tmp_directories=True),
         )
 
     def steps(self) -> list[int]:

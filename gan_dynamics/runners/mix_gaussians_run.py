@@ -24,7 +24,6 @@ cell and the modes-covered curves).
 from __future__ import annotations
 
 import copy
-import json
 import os
 import time
 from typing import Any, Callable
@@ -41,6 +40,7 @@ from gan_dynamics.metrics import nn_distance as nnd
 from gan_dynamics.models import mix
 from gan_dynamics.models.mlp import MLPDiscriminator, MLPGenerator
 from gan_dynamics.optimizers import create as create_optimizer
+from gan_dynamics.outputs import write_json
 from gan_dynamics.runners.summaries import bootstrap_mean_ci
 
 Array = jax.Array
@@ -249,8 +249,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   f"high quality {summary['high_quality']['mean']:.3f}, nn distance "
                   f"{summary['nn_distance']['mean']:.3f} ({summary['seconds']} s)", flush=True)
             # Written after every cell, so finished cells survive an interrupted run.
-            with open(os.path.join(workdir, "results.json"), "w") as f:
-                json.dump(results, f, indent=1)
+            write_json(os.path.join(workdir, "results.json"), results, indent=1)
     np.savez(os.path.join(workdir, "curves.npz"),
              **{f"{cell}__{k}": v for cell, out in cells.items() for k, v in out.items()})
     plot(results, cells, config, os.path.join(workdir, "mix_gaussians.png"))

@@ -59,6 +59,7 @@ from jax.sharding import PartitionSpec as P
 from gan_dynamics import signals
 from gan_dynamics.checks import check_value
 from gan_dynamics.errors import UserError
+from gan_dynamics.outputs import write_json
 from gan_dynamics.runners import synthetic_run
 from gan_dynamics.runners.seed_sharding import (SEED_AXIS, compile_cell, is_writer, put_runs,
                                                 run_layout, seed_keys, seed_mesh, sync,
@@ -350,8 +351,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             started = os.path.join(workdir, "checkpoints", f"{name}.config.json")
             if writer:
                 os.makedirs(os.path.dirname(started), exist_ok=True)
-                with open(started, "w") as f:
-                    json.dump(fingerprint, f, indent=1)
+                write_json(started, fingerprint, indent=1)
             start = time.time()
             values, reference, axes = sweep_cell(config, model, optimizer, mesh, workdir, stop)
             axes["seconds"] = time.time() - start
@@ -360,8 +360,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             if writer:
                 write_npz(os.path.join(workdir, f"{name}.npz"), values=values,
                           reference=reference)
-                with open(os.path.join(workdir, f"{name}.json"), "w") as f:
-                    json.dump(axes, f)
+                write_json(os.path.join(workdir, f"{name}.json"), axes)
                 for part in cell_parts(config, model, optimizer):
                     shutil.rmtree(os.path.join(workdir, "checkpoints", part.name),
                                   ignore_errors=True)
@@ -372,13 +371,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 summary = collect_summary(workdir, config, mesh.shape[SEED_AXIS])
                 print(format_cell(summary["cells"][name], config.sweep), flush=True)
                 print(format_memory(name, axes["stats"]), flush=True)
-                with open(os.path.join(workdir, "summary.json"), "w") as f:
-                    json.dump(summary, f, indent=1)
+                write_json(os.path.join(workdir, "summary.json"), summary, indent=1)
             sync(f"sweep: {name} written")
     summary = collect_summary(workdir, config, mesh.shape[SEED_AXIS])
     if writer:
-        with open(os.path.join(workdir, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=1)
+        write_json(os.path.join(workdir, "summary.json"), summary, indent=1)
         for leftover in ("progress", "checkpoints"):
             path = os.path.join(workdir, leftover)
             if os.path.isdir(path) and not os.listdir(path):

@@ -47,6 +47,7 @@ from gan_dynamics.metrics import gaussian
 from gan_dynamics.models import synthetic as models
 from gan_dynamics.optimizers import create as create_optimizer
 from gan_dynamics.optimizers import factory as optimizer_factory
+from gan_dynamics.outputs import write_json
 
 Array = jax.Array
 
@@ -506,8 +507,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if not summary["finite"]:
         logging.warning("The run diverged: the final errors are not finite (try a smaller lr).")
     np.savez(os.path.join(workdir, "metrics.npz"), step=np.asarray(result.step), **metrics)
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    write_json(os.path.join(workdir, "results.json"), summary, indent=2)
     snapshot_plot(result, float(config.sigma), os.path.join(workdir, "snapshots.png"),
                   seed=int(config.seed))
     print(json.dumps({k: summary[k] for k in ("model", "optimizer", "init", "initial",

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import os
 import sys
 import time
@@ -54,7 +53,8 @@ import numpy as np
 from gan_dynamics import checkpoints, parallel, signals
 from gan_dynamics.data import loader
 from gan_dynamics.errors import NonFiniteLoss, UserError
-from gan_dynamics.outputs import MetricWriter, read_metrics, save_image_grid, save_loss_curves
+from gan_dynamics.outputs import (MetricWriter, read_metrics, save_image_grid, save_loss_curves,
+                                  write_json)
 from gan_dynamics.runners.train_config import (EVAL_SECTIONS, Experiment, build, check,  # noqa: F401  (the runner's check)
                                                check_config)
 from gan_dynamics.runners.train_step import TrainState, create_state, generate_fn, jit_train_step
@@ -191,10 +191,10 @@ class Reporter:
     def results(self, step: int) -> None:
         """results.json: the final losses and the last evaluation."""
         if self.is_main:
-            with open(os.path.join(self.workdir, "results.json"), "w") as f:
-                json.dump({"steps": step, "final_losses": self.last_losses,
-                           "last_eval": self.last_eval, "config": self.config.to_dict()},
-                          f, indent=1, default=str)
+            write_json(os.path.join(self.workdir, "results.json"),
+                       {"steps": step, "final_losses": self.last_losses,
+                        "last_eval": self.last_eval, "config": self.config.to_dict()},
+                       indent=1, default=str)
 
     def close(self) -> None:
         self.writer.close()
