@@ -124,6 +124,28 @@ def test_non_finite_loss_stops_with_step_and_last_good_checkpoint(tmp_path):
         train.run(config, str(tmp_path), source=random_images(poison_step=2))
 
 
+def test_a_signal_in_the_last_step_and_a_rerun_of_a_finished_run_write_results(tmp_path):
+    config = tiny_config(penalty="none", num_steps=2)
+
+    def sigterm_in_the_last_step(step, state, generate):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return {}
+
+    with pytest.raises(signals.Stopped, match="saved checkpoint step 2") as stopped:
+        train.run(config, str(tmp_path), source=random_images(),
+                  eval_hooks=[sigterm_in_the_last_step])
+    assert stopped.value.exit_code == 143
+    with open(tmp_path / "results.json") as f:
+        results = json.load(f)
+    assert results["steps"] == 2 and results["final_losses"]["step"] == 2
+    os.remove(tmp_path / "results.json")  # finished, but stopped before reporting
+    state = train.run(config, str(tmp_path), source=random_images())  # no step left
+    assert int(state.step) == 2
+    with open(tmp_path / "results.json") as f:
+        assert json.load(f)["final_losses"] == results["final_losses"]
+
+
 @pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
 @pytest.mark.parametrize("optimizer", ["acgd", "altgd"])
 def test_eight_devices_give_the_same_step_as_one(optimizer):

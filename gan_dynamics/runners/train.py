@@ -25,10 +25,11 @@ this module is the loop.
   The console, metrics.jsonl, TensorBoard and every file name use this k. Within step k
   the evaluation runs before the checkpoint is saved, so on resume from checkpoint c the
   rows of steps > c are dropped (`outputs.MetricWriter`) and nothing at c is redone.
-- Exits: a finished run writes `results.json`; a signal raises `signals.Stopped` after
-  the save (entry points exit 128 + signal number); a non-finite loss raises
-  `errors.NonFiniteLoss` naming the last good checkpoint. The metric writer and the
-  checkpoint manager are closed on every exit (async saves finished).
+- Exits: a finished run writes `results.json` (from metrics.jsonl: also a rerun with no
+  step left, and a run stopped by a signal during its last step); a signal raises
+  `signals.Stopped` after the save (entry points exit 128 + signal number); a non-finite
+  loss raises `errors.NonFiniteLoss` naming the last good checkpoint. The metric writer
+  and the checkpoint manager are closed on every exit (async saves finished).
 
 Outputs in the workdir: `config.json`, `checkpoints/`, `metrics.jsonl` (one JSON object
 per logged step), `tensorboard/` (event files, written without TensorFlow via
@@ -127,8 +128,6 @@ class Reporter:
             jax.random.fold_in(jax.random.key(config.seed), _SAMPLE_LATENTS),
             (int(config.train.num_samples), exp.z_dim))
         self._generate = jax.jit(lambda s, z: generate_fn(exp, s)(z))
-        self.last_losses: dict[str, float] = {}
-        self.last_eval: dict[str, float] = {}
         self._first_done = None
         self._first_bad = jnp.asarray(-1, jnp.int32)  # first non-finite step, on the device
         self._track = jax.jit(lambda bad, f, g, step: jnp.where(
@@ -146,7 +145,6 @@ class Reporter:
             return
         self.check(ckpt)
         m = {k: float(v) for k, v in jax.device_get(metrics).items() if np.ndim(v) == 0}
-        self.last_losses = {"step": step, **m}
         self.writer.write(step, m)
         now = time.perf_counter()  # average since the first step (compile excluded)
         if self._first_done is None:
@@ -177,7 +175,6 @@ class Reporter:
                 results.update({f"eval/{k}": float(v) for k, v in hook(done, state, generate).items()})
             if results:
                 self.writer.write(done, results)
-                self.last_eval = {"step": done, **results}
         if (done % t.sample_every == 0 or done == self.num_steps) and (
                 done > self.start or done == self.num_steps):
             # Every process runs the program (multi-process jit); process 0 writes.
@@ -189,12 +186,17 @@ class Reporter:
                                                                        "loss_curves.png"))
 
     def results(self, step: int) -> None:
-        """results.json: the final losses and the last evaluation."""
-        if self.is_main:
-            write_json(os.path.join(self.workdir, "results.json"),
-                       {"steps": step, "final_losses": self.last_losses,
-                        "last_eval": self.last_eval, "config": self.config.to_dict()},
-                       indent=1, default=str)
+        """results.json: the final losses and the last evaluation, as metrics.jsonl holds
+        them (so that a rerun of a run that finished without writing it can)."""
+        if not self.is_main:
+            return
+        records = read_metrics(self.workdir)
+        final_losses = next((r for r in reversed(records) if "f" in r), {})
+        last_eval = next(({k: v for k, v in r.items() if k == "step" or k.startswith("eval/")}
+                          for r in reversed(records) if any(k.startswith("eval/") for k in r)), {})
+        write_json(os.path.join(self.workdir, "results.json"),
+                   {"steps": step, "final_losses": final_losses, "last_eval": last_eval,
+                    "config": self.config.to_dict()}, indent=1, default=str)
 
     def close(self) -> None:
         self.writer.close()
@@ -245,9 +247,11 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                 ckpt.save(done, state)
             if signum:
                 ckpt.manager.wait_until_finished()
+                if done == t.num_steps:  # the run is complete: report it as well
+                    report.results(done)
                 raise signals.Stopped(signum, f"Stopped by {signals.name(signum)}: saved "
                                       f"checkpoint step {done} in {ckpt.directory}; run the "
                                       "same command again to resume.")
-        if report.last_losses:  # trained in this call
-            report.results(int(state.step))
+        # Also when no step was left: a run that finished but stopped before reporting.
+        report.results(int(state.step))
     return state
