@@ -14,9 +14,9 @@ on the same workdir is refused while the first runs.
 
 Exit status: 0 done; 2 a user error (bad config, missing data, unusable checkpoint or
 workdir, a workdir another command holds: the message says what to change; `--debug`
-adds the traceback); 3 training diverged (non-finite loss); 128 + N stopped by signal N
-after saving a checkpoint (143 for SIGTERM, 130 for Ctrl-C); run the same command again
-to resume.
+adds the traceback); 3 training diverged (non-finite loss or parameters); 128 + N
+stopped by signal N after saving a checkpoint (143 for SIGTERM, 130 for Ctrl-C); run the
+same command again to resume.
 """
 
 from __future__ import annotations

@@ -124,6 +124,36 @@ def test_non_finite_loss_stops_with_step_and_last_good_checkpoint(tmp_path):
         train.run(config, str(tmp_path), source=random_images(poison_step=2))
 
 
+def test_non_finite_parameters_after_finite_losses_stop_before_saving(tmp_path, monkeypatch):
+    """Update 3 leaves an infinite generator weight (an infinite gradient, a solver
+    breakdown) although its losses were finite: no checkpoint 3, exit 3 naming step 2."""
+    import jax.numpy as jnp
+
+    build = train.build
+
+    def with_a_breakdown_at_update_3(config, source=None):
+        exp = build(config, source)
+        inner = exp.optimizer
+
+        def init(px, py):
+            return inner.init(px, py), jnp.zeros((), jnp.int32)
+
+        def update(game, px, py, state):
+            px, py, inner_state, info = inner.update(game, px, py, state[0])
+            count = state[1] + 1
+            px = jax.tree.map(lambda a: jnp.where(count == 3, a + jnp.inf, a), px)
+            return px, py, (inner_state, count), info
+
+        return exp._replace(optimizer=inner._replace(init=init, update=update))
+
+    monkeypatch.setattr(train, "build", with_a_breakdown_at_update_3)
+    config = tiny_config(penalty="none", checkpoint_every=1)
+    with pytest.raises(FloatingPointError, match=r"Non-finite parameters after step 3 .*Last "
+                       r"good checkpoint: step 2 in .*checkpoints"):
+        train.run(config, str(tmp_path), source=random_images())
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]
+
+
 def test_a_signal_in_the_last_step_and_a_rerun_of_a_finished_run_write_results(tmp_path):
     config = tiny_config(penalty="none", num_steps=2)
 

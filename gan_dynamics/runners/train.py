@@ -13,9 +13,11 @@ this module is the loop.
   read ahead by `data.loader` (a grain dataset over step numbers, worker processes
   optional) and sent to the devices a few steps ahead, so data order does not depend on
   where a run was resumed or on the number of processes.
-- Nothing waits for the device between log steps: the first non-finite step is tracked
-  on the device and read before every log line and every checkpoint, so no checkpoint
-  holds a state that followed a non-finite loss.
+- Nothing waits for the device between log steps: the first non-finite step (a NaN or
+  inf loss, or a state with a NaN or inf leaf after finite losses: an infinite gradient,
+  a solver breakdown) is tracked on the device and read before every log line and every
+  checkpoint, so no checkpoint holds a non-finite state or one that followed a
+  non-finite loss.
   Checkpoints (Orbax) are taken every N steps and when SIGTERM/SIGINT arrives (all
   processes agree on the step); a run restarts from the newest readable one by itself,
   after checking that its config (`DIR/config.json`) describes the same trajectory.
@@ -28,8 +30,9 @@ this module is the loop.
 - Exits: a finished run writes `results.json` (from metrics.jsonl: also a rerun with no
   step left, and a run stopped by a signal during its last step); a signal raises
   `signals.Stopped` after the save (entry points exit 128 + signal number); a non-finite
-  loss raises `errors.NonFiniteLoss` naming the last good checkpoint. The metric writer
-  and the checkpoint manager are closed on every exit (async saves finished).
+  loss or state raises `errors.NonFiniteLoss` naming the last good checkpoint. The
+  metric writer and the checkpoint manager are closed on every exit (async saves
+  finished).
 
 Outputs in the workdir: `config.json`, `checkpoints/`, `metrics.jsonl` (one JSON object
 per logged step), `tensorboard/` (event files, written without TensorFlow via
@@ -64,6 +67,19 @@ EvalHook = Callable[[int, TrainState, Callable[[jax.Array], jax.Array]], dict[st
 
 # fold_in constant for the fixed latents of the sample grids (independent of training keys).
 _SAMPLE_LATENTS = 0x5A4D
+# What the first non-finite step had: `Reporter._first_bad[1]`.
+_FINITE, _LOSS, _STATE = 0, 1, 2
+
+
+def _track_first_bad(bad: jax.Array, f: jax.Array, g: jax.Array, state: TrainState,
+                     step: int) -> jax.Array:
+    """[first non-finite step, _LOSS | _STATE]: `bad` unless it is still [-1, _FINITE] and
+    update `step` had a non-finite loss or left a non-finite state (any floating leaf)."""
+    losses_ok = jnp.isfinite(f) & jnp.isfinite(g)
+    state_ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(state)
+                                  if jnp.issubdtype(leaf.dtype, jnp.inexact)]))
+    what = jnp.where(losses_ok, jnp.where(state_ok, _FINITE, _STATE), _LOSS)
+    return jnp.where((bad[0] < 0) & (what != _FINITE), jnp.stack([step, what]), bad)
 
 
 def step_batches(exp: Experiment, step: int, batch_size: int, seed: int,
@@ -129,17 +145,20 @@ class Reporter:
             (int(config.train.num_samples), exp.z_dim))
         self._generate = jax.jit(lambda s, z: generate_fn(exp, s)(z))
         self._first_done = None
-        self._first_bad = jnp.asarray(-1, jnp.int32)  # first non-finite step, on the device
-        self._track = jax.jit(lambda bad, f, g, step: jnp.where(
-            (bad < 0) & ~(jnp.isfinite(f) & jnp.isfinite(g)), step, bad))
+        # The first non-finite step and what was not finite, on the device.
+        self._first_bad = jnp.asarray([-1, _FINITE], jnp.int32)
+        self._track = jax.jit(_track_first_bad)
 
-    def losses(self, step: int, metrics: dict[str, Any], ckpt: checkpoints.Checkpoints) -> None:
-        """Track the losses of update `step`; log and print them every log_every steps.
+    def losses(self, step: int, metrics: dict[str, Any], state: TrainState,
+               ckpt: checkpoints.Checkpoints) -> None:
+        """Track the losses of update `step` and the `state` it made; log and print the
+        losses every log_every steps.
 
-        Between log steps nothing waits for the device: finiteness is tracked on it (the
-        first non-finite step) and read by `check`, before every checkpoint and log line.
+        Between log steps nothing waits for the device: finiteness of the losses and of
+        the state is tracked on it (the first non-finite step) and read by `check`,
+        before every checkpoint and log line.
         """
-        self._first_bad = self._track(self._first_bad, metrics["f"], metrics["g"], step)
+        self._first_bad = self._track(self._first_bad, metrics["f"], metrics["g"], state, step)
         if not (step == self.start + 1 or step % self.config.train.log_every == 0
                 or step == self.num_steps):
             return
@@ -157,13 +176,17 @@ class Reporter:
                   flush=True)
 
     def check(self, ckpt: checkpoints.Checkpoints) -> None:
-        """Raise NonFiniteLoss if any step so far had a non-finite loss (waits for it)."""
-        bad = int(jax.device_get(self._first_bad))
+        """Raise NonFiniteLoss if any step so far had a non-finite loss or left a
+        non-finite state (waits for it)."""
+        bad, what = (int(v) for v in jax.device_get(self._first_bad))
         if bad >= 0:
+            found = ("Non-finite loss at step {} (f or g is NaN or inf)" if what == _LOSS else
+                     "Non-finite parameters after step {} (NaN or inf in the parameters, "
+                     "batch statistics or optimizer state, with finite losses: an infinite "
+                     "gradient or a solver breakdown)").format(bad)
             raise NonFiniteLoss(
-                f"Non-finite loss at step {bad} (f or g is NaN or inf); stopping. Last good "
-                f"checkpoint: {ckpt.last_good(bad)}. Lower the learning rates or add a "
-                "penalty, and start in a fresh --workdir.")
+                f"{found}; stopping. Last good checkpoint: {ckpt.last_good(bad)}. Lower the "
+                "learning rates or add a penalty, and start in a fresh --workdir.")
 
     def after(self, done: int, state: TrainState) -> None:
         """Evaluation and sample grid of the parameters after `done` updates, when due."""
@@ -239,12 +262,12 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         for step, batches in zip(range(start, t.num_steps), inputs):
             stop.step = done = step + 1
             state, metrics = train_step(state, batches)
-            report.losses(done, metrics, ckpt)
+            report.losses(done, metrics, state, ckpt)
             report.after(done, state)
             signum = stop.agreed(step)  # the same answer in every process
             if done % t.checkpoint_every == 0 or done == t.num_steps or signum:
-                report.check(ckpt)  # never save a state that followed a non-finite loss
-                ckpt.save(done, state)
+                report.check(ckpt)  # never save a non-finite state, nor one that followed
+                ckpt.save(done, state)  # a non-finite loss
             if signum:
                 ckpt.manager.wait_until_finished()
                 if done == t.num_steps:  # the run is complete: report it as well
