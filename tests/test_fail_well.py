@@ -279,6 +279,7 @@ def test_resume_refuses_trajectory_changes_and_allows_others(tmp_path, tiny, cap
     changed = inv.config.to_dict()
     changed["train"].update(num_steps=10, log_every=5, eval_every=3)
     changed["parallel"]["num_devices"] = 2
+    changed["data"].update(num_workers=2, prefetch=4)  # the loader's order is the same
     assert checkpoints.trajectory_changes(inv.config.to_dict(), changed) == []
     changed["seed"], changed["optimizer"]["transform_x"]["lr"] = 1, 2e-3
     assert checkpoints.trajectory_changes(inv.config.to_dict(), changed) == [
