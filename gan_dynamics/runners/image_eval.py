@@ -203,7 +203,7 @@ def make_evaluator(config: ml_collections.ConfigDict, exp: Any, *,
     if {"classifier_is", "classifier_fid"} & set(metrics):
         ev.classifier = classifier_lib.load_or_train(
             config.data.name, size, clf_options, data_dir=config.data.data_dir or None,
-            train_source=train_source, log=log)
+            train_split=config.data.split, train_source=train_source, log=log)
         if "classifier_fid" in metrics:
             features = lambda x: classifier_lib.logits_and_features(ev.classifier, x)[1]
             ev.classifier_reference = scores.reference_statistics(
