@@ -209,7 +209,10 @@ def train(module: nn.Module, source: ImageSource, options: ClassifierOptions, *,
     key = key_train
     for start in range(0, options.num_steps, _STEPS_PER_CHUNK):
         steps = min(_STEPS_PER_CHUNK, options.num_steps - start)
-        # Batch numbers start .. start + steps - 1 of the seeded epoch stream.
+        # The chunk is "step" `start` of `steps` batches: batch numbers start * steps ..
+        # start * steps + steps - 1 of the seeded epoch stream (`example_indices` numbers
+        # step t's n batches t * n + i), a fixed choice the cached classifiers were
+        # trained with.
         idx = image_data.example_indices(source.num_examples, start, steps,
                                          batch_size=options.batch_size, seed=options.seed,
                                          process_index=0, process_count=1)
