@@ -18,7 +18,8 @@ batch and computes (docs/diagnostics.md):
 Writes `WORKDIR/diagnostics/step_XXXXXXXX.json` and figures in `WORKDIR/diagnostics/`:
 `eigenvalues.png` (the complex plane, every diagnosed checkpoint coloured by step),
 `hessians.png` (each player's extreme Hessian eigenvalues over checkpoints) and
-`path_angle_step_XXXXXXXX.png`. Exit status 2 with one message on a user error.
+`path_angle_step_XXXXXXXX.png`. Exit status 2 with one message on a user error (a
+workdir another command holds, a run still training there, included).
 """
 
 from __future__ import annotations
@@ -77,16 +78,24 @@ def _steps(workdir: str, which: str) -> list[int]:
 
 
 def diagnose(args: argparse.Namespace) -> list[str]:
-    """Diagnose the requested checkpoints; the paths written."""
+    """Diagnose the requested checkpoints, holding the workdir; the paths written."""
+    from gan_dynamics import workdir_lock
+
+    if not os.path.isdir(args.workdir):
+        raise UserError(f"--workdir={args.workdir} is not a directory; pass a run's workdir.")
+    with workdir_lock.hold(args.workdir):  # it writes into the run's workdir
+        return _diagnose(args)
+
+
+def _diagnose(args: argparse.Namespace) -> list[str]:
     import jax
 
     from gan_dynamics import parallel
     from gan_dynamics.diagnostics import report
+    from gan_dynamics.outputs import write_json
     from gan_dynamics.runners import image_diagnostics, open_run
     from gan_dynamics.runners.train_config import build
 
-    if not os.path.isdir(args.workdir):
-        raise UserError(f"--workdir={args.workdir} is not a directory; pass a run's workdir.")
     config = open_run.load_config(args.workdir, config_path=args.config)
     which = tuple(w.strip() for w in args.which.split(",") if w.strip())
     options = report.Options(k=args.k, which=which, ncv=args.ncv, tol=args.tol,
@@ -113,8 +122,7 @@ def diagnose(args: argparse.Namespace) -> list[str]:
         result = {"step": step, "batch_size": int(batch.shape[0]),
                   "options": options._asdict(), **result}
         path = os.path.join(out_dir, f"step_{step:08d}.json")
-        with open(path, "w") as f:
-            json.dump(result, f, indent=1)
+        write_json(path, result, indent=1)
         written.append(path)
         print(summary(result), flush=True)
         if "path_angle" in result:

@@ -8,7 +8,8 @@ the run saved there (`config.json`; for a run without one, pass its config file 
 --config=experiments/<experiment>.py), generates `num_samples` images and writes
 `<workdir>/eval_step_XXXXXXXX.json`, then prints the metrics. --metrics defaults to the
 run's `config.eval.metrics`, else to the four that need no download. A missing
-checkpoint, config or weights file is reported in one message (exit status 2).
+checkpoint, config or weights file, or a workdir another command holds (a run still
+training there), is reported in one message (exit status 2).
 """
 
 from __future__ import annotations
@@ -44,14 +45,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not os.path.isdir(args.workdir):
         raise UserError(f"--workdir={args.workdir} is not a directory.")
+    from gan_dynamics import workdir_lock
     from gan_dynamics.runners import image_eval as evaluate
     from gan_dynamics.runners.open_run import load_config_file
 
     config = load_config_file(args.config) if args.config else None
     overrides = {} if args.num_samples is None else {"num_samples": args.num_samples}
-    step, results = evaluate.evaluate_checkpoint(args.workdir, step=args.checkpoint,
-                                                 metrics=args.metrics, config=config,
-                                                 overrides=overrides)
+    with workdir_lock.hold(args.workdir):  # it writes into the run's workdir
+        step, results = evaluate.evaluate_checkpoint(args.workdir, step=args.checkpoint,
+                                                     metrics=args.metrics, config=config,
+                                                     overrides=overrides)
     print(format_table(step, results))
     print(f"wrote {evaluate.eval_path(args.workdir, step)}")
     return 0

@@ -9,15 +9,20 @@ Python dict literal, e.g. `--config.optimizer='{"name": "acgd", "lr_x": 2e-4}'`.
 keys and bad values fail before anything is compiled. `--workdir` defaults to
 `runs/<config file name>`.
 
+A run holds its workdir (`DIR/run.lock`, `gan_dynamics.workdir_lock`): a second command
+on the same workdir is refused while the first runs.
+
 Exit status: 0 done; 2 a user error (bad config, missing data, unusable checkpoint or
-workdir: the message says what to change; `--debug` adds the traceback); 3 training
-diverged (non-finite loss); 128 + N stopped by signal N after saving a checkpoint (143
-for SIGTERM, 130 for Ctrl-C); run the same command again to resume.
+workdir, a workdir another command holds: the message says what to change; `--debug`
+adds the traceback); 3 training diverged (non-finite loss or parameters); 128 + N
+stopped by signal N after saving a checkpoint (143 for SIGTERM, 130 for Ctrl-C); run the
+same command again to resume.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import shutil
@@ -32,7 +37,7 @@ from absl import flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 from ml_collections.config_flags import config_flags as _config_flags  # noqa: E402
 
-from gan_dynamics import errors, signals  # noqa: E402
+from gan_dynamics import errors, signals, workdir_lock  # noqa: E402
 from gan_dynamics.errors import UserError  # noqa: E402
 
 from gan_dynamics.runners import dispatch  # noqa: E402
@@ -217,8 +222,17 @@ def _remove_if_empty(workdir: str) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _holds_the_lock(config: Any) -> bool:
+    """Process 0 of a multi-process run holds the workdir's lock; the others write nothing."""
+    if not config.get("parallel", {}).get("distributed", False):
+        return True
+    import jax
+
+    return jax.process_index() == 0
+
+
 def execute(inv: Invocation) -> Any:
-    """Validate the config, prepare the workdir and run; the runner's result."""
+    """Validate the config, prepare and lock the workdir and run; the runner's result."""
     config = dispatch.resolve_quick(inv.config, inv.overridden)
     if config.get("runner") in ("image", "sweep") and "parallel" in config:
         # Before anything starts JAX's backend (the checks build models abstractly).
@@ -232,7 +246,10 @@ def execute(inv: Invocation) -> Any:
     created = prepare_workdir(inv.workdir) and not config.get("parallel", {}).get(
         "distributed", False)
     try:
-        return run(config, inv.workdir)
+        lock = (workdir_lock.hold(inv.workdir) if _holds_the_lock(config)
+                else contextlib.nullcontext())
+        with lock:  # released before an empty workdir is removed
+            return run(config, inv.workdir)
     except BaseException:
         if created:
             _remove_if_empty(inv.workdir)

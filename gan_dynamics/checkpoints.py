@@ -6,7 +6,8 @@
   the trajectory (data, model, loss, optimizer and its hyperparameters, seed, global
   batch size), naming each changed field; changes that do not (logging, checkpoint and
   sample cadence, evaluation, diagnostics, `train.num_steps`, devices and processes,
-  where the data lives) are allowed.
+  where the data lives and how it is read: `data.num_workers`, `data.prefetch`) are
+  allowed.
 - `DIR/checkpoints/<step>` are Orbax checkpoints of the `TrainState` after `step` steps.
   `Checkpoints.restore_latest` takes the newest readable one. One that cannot be read is
   named with the reason (damaged: a data file is unreadable; incomplete: its metadata is
@@ -39,7 +40,7 @@ DAMAGED_DIR = "damaged"
 RESUMABLE_CHANGES = (
     "train.num_steps", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
     "train.sample_every", "train.num_samples", "train.eval_every", "parallel", "eval",
-    "diagnostics", "data.data_dir",
+    "diagnostics", "data.data_dir", "data.num_workers", "data.prefetch",
 )
 
 
@@ -175,7 +176,10 @@ class Checkpoints:
         self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
         self.manager = ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=int(keep), create=True),
+            # A save cut short (kill -9, a crashed node) leaves a temporary directory that
+            # is never a checkpoint; the next start removes it.
+            options=ocp.CheckpointManagerOptions(max_to_keep=int(keep), create=True,
+                                                 cleanup_tmp_directories=True),
         )
 
     def steps(self) -> list[int]:

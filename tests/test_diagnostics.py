@@ -361,3 +361,33 @@ def test_diagnose_script_user_errors(tmp_path, capsys):
     (tmp_path / "config.json").write_text("{not json")
     assert diagnose.main([f"--workdir={tmp_path}"]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_acgd_step_sizes_are_those_of_its_next_update():
+    """The CGD-system diagnostic's η for ACGD: the optimizer's own next update's, from the
+    second moments updated with the current gradient (at step 0 about lr / |g|)."""
+    from gan_dynamics import optimizers
+    from gan_dynamics.game import gradients
+    from tests import small_gan
+
+    lr_x, lr_y, beta, eps = 1e-3, 2e-3, 0.99, 1e-5
+    config = ml_collections.ConfigDict({"optimizer": {"name": "acgd", "lr_x": lr_x,
+                                                      "lr_y": lr_y, "beta": beta, "eps": eps}})
+    opt = optimizers.create("acgd", lr_x=lr_x, lr_y=lr_y, beta=beta, eps=eps)
+    game = small_gan.make_game(jax.random.key(0), dtype=jnp.float32)
+    px, py = small_gan.init_params(dtype=jnp.float32)
+    opt_state = opt.init(px, py)
+    State = NamedTuple("State", [("params_x", Any), ("params_y", Any), ("opt_state", Any)])
+    step_sizes = hooks.step_sizes_fn(config, lambda state: game)
+    for step in range(3):
+        eta_x, eta_y, _ = step_sizes(State(px, py, opt_state))
+        if step == 0:
+            grads = gradients(game, px, py)
+            np.testing.assert_allclose(eta_x["w"], lr_x / np.abs(grads.grad_x["w"]), rtol=0.1)
+        px, py, opt_state, _ = opt.update(game, px, py, opt_state)
+        # what the update solved with: its stored second moments and step count
+        used = lambda lr, nu: lr * np.sqrt(1 - beta ** int(opt_state.count)) / (  # noqa: E731
+            np.sqrt(np.asarray(nu)) + eps)
+        for eta, lr, nu in ((eta_x, lr_x, opt_state.nu_x), (eta_y, lr_y, opt_state.nu_y)):
+            jax.tree.map(lambda a, n: np.testing.assert_allclose(a, used(lr, n), rtol=1e-5),
+                         eta, nu)

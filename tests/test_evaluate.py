@@ -156,3 +156,32 @@ def test_plots_compare_models_from_eval_rows_and_files(tmp_path):
     assert path == str(tmp_path / "sample_fid.png") and os.path.getsize(path) > 1000
     with pytest.raises(UserError, match="has an evaluation of 'ms_ssim'"):
         plots.plot_sample_metric(str(tmp_path / "cifar_*"), "ms_ssim")
+
+
+def test_the_held_out_evaluation_never_loads_a_classifier_trained_on_the_held_out_images(
+        tmp_path, monkeypatch):
+    """A run with data.split='all' trains its classifier on every digit; a run on 'train'
+    must get (and train) its own, not that one from the cache."""
+    import jax
+    import jax.numpy as jnp
+
+    from gan_dynamics.metrics import classifier
+
+    monkeypatch.setenv("GAN_DYNAMICS_CACHE", str(tmp_path))
+    trained_on = []
+
+    def untrained(module, source, options, **kwargs):  # records the split it was given
+        trained_on.append(source.num_examples)
+        return module.init(jax.random.key(0), jnp.zeros((1, *source.image_shape)))["params"]
+
+    monkeypatch.setattr(classifier, "train", untrained)
+    names = []
+    for split in ("all", "train"):
+        config = tiny_config()
+        config.data.split = split
+        config.eval.metrics = "classifier_is,classifier_fid"  # FID reads the run's split
+        names.append(evaluate.make_evaluator(config, train_config.build(config),
+                                             log=None).classifier.name)
+    assert trained_on == [1797, 1621]
+    assert names[0].startswith("sklearn_digits-all_16px_") and names[1].startswith(
+        "sklearn_digits_16px_")

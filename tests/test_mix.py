@@ -1,6 +1,7 @@
 """MIX+GAN mixtures (models.mix): exact payoff, T = 1 equals the plain model, sampling,
 entropy regulariser, vmapped (not looped) components, the registry entry."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -255,3 +256,46 @@ def test_clipping_leaves_the_logits_alone():
     clipped = penalties.clip_weights(py, 0.01)  # the optimizer's WGAN projection
     np.testing.assert_array_equal(clipped[mix.MIXTURE_LOGITS][mix.LOGITS], [1.0, -2.0, 0.5])
     assert max(float(jnp.max(jnp.abs(a))) for a in jax.tree.leaves(clipped[mix.COMPONENTS])) <= 0.01
+
+
+class _BatchNormCritic(nn.Module):
+    """A critic with batch normalisation: its running statistics are the carried state."""
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = nn.Dense(8)(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.5)(x)
+        return nn.Dense(1)(nn.tanh(x))[:, 0]
+
+
+def test_altgd_carries_a_mixtures_batch_statistics_from_critic_step_to_critic_step():
+    """T = 1 under AltGD (two critic steps): the running statistics of the last critic
+    step equal the plain pair's, which carries them from each critic step to the next."""
+    g_mix, d_mix = mix.make(GEN, _BatchNormCritic(), components=1, entropy_weight=0.0)
+    vg = g_mix.init(jax.random.key(0), jnp.zeros((1, 1 + Z_DIM)), train=False)
+    vd = d_mix.init(jax.random.key(1), jnp.zeros((1, DIM)), train=False)
+    real, z, key = batch(jax.random.key(3))
+    mixture_z = lambda z: jnp.concatenate([jnp.zeros((z.shape[0], 1)), z], axis=1)  # noqa: E731
+
+    def batches(i):
+        real, z, key = batch(jax.random.fold_in(jax.random.key(4), i))
+        return real, mixture_z(z), key
+
+    mixed = mix.make_module_game("non_saturating", g_mix, d_mix, real, mixture_z(z), key,
+                                 state_x={}, state_y={"batch_stats": vd["batch_stats"]},
+                                 substep_batch=batches)
+    one = lambda tree: jax.tree.map(lambda a: a[0], tree[mix.COMPONENTS])  # noqa: E731
+    plain = objectives.make_gan_game(
+        "non_saturating", objectives.linen_apply(GEN),
+        objectives.linen_apply(_BatchNormCritic(), train=True), real, z, key,
+        state_y={"batch_stats": one(vd["batch_stats"])},
+        substep_batch=lambda i: batches(i)[:1] + (batches(i)[1][:, 1:],) + batches(i)[2:])
+    opt = create("altgd", **OPTIMIZERS["altgd"])
+    *_, info_m = jax.jit(lambda x, y: opt.update(mixed, x, y, opt.init(x, y)))(
+        vg["params"], vd["params"])
+    *_, info_p = jax.jit(lambda x, y: opt.update(plain, x, y, opt.init(x, y)))(
+        one(vg["params"]), one(vd["params"]))
+    # The last critic step's statistics: it started from the first step's.
+    for a, b in zip(jax.tree.leaves(one(info_m["aux_y"].state_y["batch_stats"])),
+                    jax.tree.leaves(info_p["aux_y"].state_y["batch_stats"]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

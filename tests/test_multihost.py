@@ -94,13 +94,13 @@ def test_two_nprocequal_one_process_and_checkpoints_move_between_them(tmp_path,
     (tmp_path / "multihost.py").write_text(CONFIG)
     _run(tmp_path, "one", optimizer, num_steps=3, nproc=1)
     _run(tmp_path, "two", optimizer, num_steps=3, nproc=2)
-    _assert_same_run(tmp_path, "one", "two", range(3), last=3)
+    _assert_same_run(tmp_path, "one", "two", range(1, 4), last=3)
 
     # A 2-process checkpoint continued by 1 process, and a 1-process one by 2 processes,
     # both equal the uninterrupted 1-process run.
     _run(tmp_path, "one", optimizer, num_steps=5, nproc=1)
     _run(tmp_path, "two", optimizer, num_steps=5, nproc=1)
-    _assert_same_run(tmp_path, "one", "two", range(5), last=5)
+    _assert_same_run(tmp_path, "one", "two", range(1, 6), last=5)
     _run(tmp_path, "one_then_two", optimizer, num_steps=3, nproc=1)
     _run(tmp_path, "one_then_two", optimizer, num_steps=5, nproc=2)
-    _assert_same_run(tmp_path, "one", "one_then_two", range(5), last=5)
+    _assert_same_run(tmp_path, "one", "one_then_two", range(1, 6), last=5)

@@ -149,3 +149,27 @@ def test_sigterm_to_a_sweep_process_saves_and_the_rerun_resumes_bit_for_bit(tmp_
     assert "resuming after chunk" in rerun.stdout
     for key in ("values", "reference"):
         np.testing.assert_array_equal(load(cut)[key], load(whole)[key])
+
+
+@pytest.mark.slow  # three sweeps of two small cells: ~1 min on 2 cores
+def test_a_stop_in_a_parts_last_chunk_stops_there_and_exits_143(uninterrupted, tmp_path,
+                                                                  monkeypatch, capsys):
+    """SIGTERM during the last chunk of a cell saves and stops: the next cell is neither
+    compiled nor run, and in the sweep's last cell the command exits 143, not 0."""
+    workdir, config = str(tmp_path), lambda: small_config(models="ns,minimax")
+    for expected_cell in ("ns__altgd", "minimax__altgd"):
+        with monkeypatch.context() as patch:
+            patch.setattr(sweep.signals, "StopRequests", StopAfterChunk(3))  # of 4 chunks
+            with pytest.raises(signals.Stopped, match=f"of {expected_cell}") as stopped:
+                sweep.run(config(), workdir)
+        assert stopped.value.exit_code == 128 + signal.SIGTERM
+        out = capsys.readouterr().out
+        if expected_cell == "ns__altgd":
+            assert "minimax__altgd" not in out, out  # the next cell did not start
+        assert os.path.isdir(os.path.join(workdir, "checkpoints", expected_cell))
+        assert not os.path.exists(os.path.join(workdir, f"{expected_cell}.npz"))
+    summary = sweep.run(config(), workdir)
+    assert sorted(summary["cells"]) == ["minimax__altgd", "ns__altgd"]
+    for key in ("values", "reference"):
+        np.testing.assert_array_equal(load(workdir)[key], load(uninterrupted)[key])
+    assert not os.path.exists(os.path.join(workdir, "checkpoints"))

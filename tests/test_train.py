@@ -90,7 +90,7 @@ def test_kill_and_resume_reproduces_uninterrupted_run(tmp_path):
     # The resumed metrics file describes one trajectory, equal to the uninterrupted one.
     full_records = outputs.read_metrics(str(tmp_path / "full"))
     resumed_records = outputs.read_metrics(str(tmp_path / "resumed"))
-    assert [r["step"] for r in resumed_records] == [0, 1, 2, 3]
+    assert [r["step"] for r in resumed_records] == [1, 2, 3, 4]
     for a, b in zip(full_records, resumed_records):
         np.testing.assert_allclose(a["f"], b["f"], rtol=1e-5)
 
@@ -103,7 +103,7 @@ def test_outputs_and_logged_diagnostics(tmp_path):
                   np.mean(generate(np.zeros((4, 4), np.float32))))}])
     records = outputs.read_metrics(str(tmp_path))
     losses = [r for r in records if "f" in r]
-    assert [r["step"] for r in losses] == [0, 1]
+    assert [r["step"] for r in losses] == [1, 2]
     for key in ("f", "g", "grad_norm_x", "grad_norm_y", "update_norm_x", "update_norm_y",
                 "param_norm_x", "param_norm_y", "grad_evals", "solver_iterations",
                 "solver_residual", "d_real", "d_fake"):
@@ -118,9 +118,62 @@ def test_outputs_and_logged_diagnostics(tmp_path):
 
 def test_non_finite_loss_stops_with_step_and_last_good_checkpoint(tmp_path):
     config = tiny_config(checkpoint_every=1)
-    with pytest.raises(FloatingPointError, match=r"Non-finite loss at step 2 .*Last good "
-                       r"checkpoint: step 1 in .*checkpoints"):
+    # The batches of loop index 2 feed update 3: its losses are logged at step 3.
+    with pytest.raises(FloatingPointError, match=r"Non-finite loss at step 3 .*Last good "
+                       r"checkpoint: step 2 in .*checkpoints"):
         train.run(config, str(tmp_path), source=random_images(poison_step=2))
+
+
+def test_non_finite_parameters_after_finite_losses_stop_before_saving(tmp_path, monkeypatch):
+    """Update 3 leaves an infinite generator weight (an infinite gradient, a solver
+    breakdown) although its losses were finite: no checkpoint 3, exit 3 naming step 2."""
+    import jax.numpy as jnp
+
+    build = train.build
+
+    def with_a_breakdown_at_update_3(config, source=None):
+        exp = build(config, source)
+        inner = exp.optimizer
+
+        def init(px, py):
+            return inner.init(px, py), jnp.zeros((), jnp.int32)
+
+        def update(game, px, py, state):
+            px, py, inner_state, info = inner.update(game, px, py, state[0])
+            count = state[1] + 1
+            px = jax.tree.map(lambda a: jnp.where(count == 3, a + jnp.inf, a), px)
+            return px, py, (inner_state, count), info
+
+        return exp._replace(optimizer=inner._replace(init=init, update=update))
+
+    monkeypatch.setattr(train, "build", with_a_breakdown_at_update_3)
+    config = tiny_config(penalty="none", checkpoint_every=1)
+    with pytest.raises(FloatingPointError, match=r"Non-finite parameters after step 3 .*Last "
+                       r"good checkpoint: step 2 in .*checkpoints"):
+        train.run(config, str(tmp_path), source=random_images())
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]
+
+
+def test_a_signal_in_the_last_step_and_a_rerun_of_a_finished_run_write_results(tmp_path):
+    config = tiny_config(penalty="none", num_steps=2)
+
+    def sigterm_in_the_last_step(step, state, generate):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return {}
+
+    with pytest.raises(signals.Stopped, match="saved checkpoint step 2") as stopped:
+        train.run(config, str(tmp_path), source=random_images(),
+                  eval_hooks=[sigterm_in_the_last_step])
+    assert stopped.value.exit_code == 143
+    with open(tmp_path / "results.json") as f:
+        results = json.load(f)
+    assert results["steps"] == 2 and results["final_losses"]["step"] == 2
+    os.remove(tmp_path / "results.json")  # finished, but stopped before reporting
+    state = train.run(config, str(tmp_path), source=random_images())  # no step left
+    assert int(state.step) == 2
+    with open(tmp_path / "results.json") as f:
+        assert json.load(f)["final_losses"] == results["final_losses"]
 
 
 @pytest.mark.slow  # over ~10 s on a 2-core CPU; .ci/run runs it after the default suite
@@ -162,7 +215,7 @@ def test_cifar_wgan_cgd_two_steps_on_mock_data(tmp_path):
     assert os.listdir(tmp_path / "checkpoints") == ["2"]
     with open(tmp_path / "metrics.jsonl") as f:
         records = [json.loads(line) for line in f]
-    assert [r["step"] for r in records] == [0, 1]
+    assert [r["step"] for r in records] == [1, 2]
     assert all(np.isfinite(r["f"]) and r["solver_iterations"] >= 1 for r in records)
     from PIL import Image
 

@@ -23,7 +23,8 @@ batches from the dataset's training split in the order of `data.images.example_i
 of batches. The parameters and the accuracy on the held-out split (split 'test'; for
 the package digit sets the fixed 10% of `data.images`) are cached as one .npz under
 `<cache>/classifiers/` (`scores.default_cache_dir()`), keyed by dataset, image size,
-architecture and a hash of every hyperparameter, so a changed option trains a new one.
+architecture, training split (when not 'train') and a hash of every hyperparameter, so a
+changed option trains a new one.
 Convolutions are `models.layers.Conv` (matrix products on CPU, where XLA's convolution
 gradients are slow; XLA's native convolution on accelerators).
 """
@@ -145,13 +146,17 @@ def make_module(arch: str, classes: int) -> nn.Module:
     return {"small_cnn": SmallCNN, "vgg": VGG}[arch](classes)
 
 
-def classifier_name(dataset: str, image_size: int, options: ClassifierOptions) -> str:
-    """`<dataset>_<size>px_<arch>_<hash of the hyperparameters>`."""
+def classifier_name(dataset: str, image_size: int, options: ClassifierOptions,
+                    split: str = "train") -> str:
+    """`<dataset>_<size>px_<arch>_<hash of the hyperparameters>` for a classifier trained
+    on split 'train' (the one held-out evaluation needs); `<dataset>-<split>_...` for one
+    trained on another split (e.g. 'all', which includes the held-out images)."""
     arch = resolve_arch(dataset, options.arch)
     spec = dict(dataclasses.asdict(options), arch=arch, version=_VERSION,
                 classes=num_classes(dataset))
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{dataset}_{image_size}px_{arch}_{digest}"
+    data = dataset if split == "train" else f"{dataset}-{split}"
+    return f"{data}_{image_size}px_{arch}_{digest}"
 
 
 def classifier_path(name: str, cache_dir: Optional[str] = None) -> str:
@@ -204,7 +209,10 @@ def train(module: nn.Module, source: ImageSource, options: ClassifierOptions, *,
     key = key_train
     for start in range(0, options.num_steps, _STEPS_PER_CHUNK):
         steps = min(_STEPS_PER_CHUNK, options.num_steps - start)
-        # Batch numbers start .. start + steps - 1 of the seeded epoch stream.
+        # The chunk is "step" `start` of `steps` batches: batch numbers start * steps ..
+        # start * steps + steps - 1 of the seeded epoch stream (`example_indices` numbers
+        # step t's n batches t * n + i), a fixed choice the cached classifiers were
+        # trained with.
         idx = image_data.example_indices(source.num_examples, start, steps,
                                          batch_size=options.batch_size, seed=options.seed,
                                          process_index=0, process_count=1)
@@ -274,17 +282,19 @@ def _load(path: str) -> tuple[Any, float]:
 
 def load_or_train(dataset: str, image_size: int, options: ClassifierOptions = ClassifierOptions(),
                   *, data_dir: Optional[str] = None, cache_dir: Optional[str] = None,
-                  train_source: Optional[ImageSource] = None,
+                  train_split: str = "train", train_source: Optional[ImageSource] = None,
                   test_source: Optional[ImageSource] = None,
                   log: Optional[Callable[[str], None]] = print) -> Classifier:
     """The classifier of `dataset` at `image_size`: from the cache, else trained and cached.
 
-    Trains on split 'train' and measures accuracy on split 'test' (or on the sources
-    given, which must be those splits of `dataset` at `image_size`).
+    Trains on split `train_split` and measures accuracy on split 'test' (or on the
+    sources given, which must be those splits of `dataset` at `image_size`). The cache
+    name says the training split, so a classifier that has seen the held-out images
+    (`train_split='all'`) is never loaded as the held-out evaluation's.
     """
     arch = resolve_arch(dataset, options.arch)
     module = make_module(arch, num_classes(dataset))
-    name = classifier_name(dataset, image_size, options)
+    name = classifier_name(dataset, image_size, options, train_split)
     path = classifier_path(name, cache_dir)
     if os.path.exists(path):
         params, acc = _load(path)
@@ -294,7 +304,7 @@ def load_or_train(dataset: str, image_size: int, options: ClassifierOptions = Cl
         return image_data.open_dataset(dataset, split=split, data_dir=data_dir,
                                        image_size=image_size)
 
-    train_source = train_source or open_split("train")
+    train_source = train_source or open_split(train_split)
     test_source = test_source or open_split("test")
     if log:
         log(f"Training the {arch} classifier of {dataset} at {image_size}px "

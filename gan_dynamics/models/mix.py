@@ -223,9 +223,18 @@ def make_mix_gan_game(
                 loss, generate, discriminate, *substep_batch(i), penalty=penalty,
                 state_x=state_x, state_y=state_y, entropy_weight=entropy_weight)
 
+    carry_state = None
+    if state_x is not None or state_y is not None:
+
+        def carry_state(aux):  # as `objectives.make_gan_game`'s: AltGD's critic steps
+            return make_mix_gan_game(
+                loss, generate, discriminate, real, z, key, penalty=penalty,
+                state_x=aux.state_x, state_y=aux.state_y, entropy_weight=entropy_weight,
+                substep_batch=substep_batch)
+
     base_zero_sum = objectives.get_loss(loss).zero_sum and penalty is None
     return Game(losses=losses, zero_sum=base_zero_sum and _is_zero(entropy_weight),
-                substep=substep)
+                substep=substep, carry_state=carry_state)
 
 
 def _map_components(fn: Callable, size: int, in_axes: tuple) -> Callable:
@@ -402,23 +411,29 @@ def make_module_game(
         substep_batch=(None if substep_batch is None
                        else lambda i: components_batch(*substep_batch(i))),
     )
-
-    def substep(i):
-        return _in_module_layout(game.at_substep(i))
-
-    return _in_module_layout(game)._replace(
-        substep=None if substep_batch is None else substep)
+    return _in_module_layout(game)
 
 
 def _in_module_layout(game: Game) -> Game:
-    """The game with its aux states in the modules' layout (`_mixture_state`)."""
+    """The game with its aux states in the modules' layout (`_mixture_state`); its
+    substeps and carried games too, so AltGD carries batch statistics from one critic
+    step to the next as in the plain game."""
 
     def losses(params_x, params_y):
         (f, g), aux = game.losses(params_x, params_y)
         return (f, g), aux._replace(state_x=_mixture_state(aux.state_x),
                                     state_y=_mixture_state(aux.state_y))
 
-    return Game(losses=losses, zero_sum=game.zero_sum)
+    def substep(i):
+        return _in_module_layout(game.at_substep(i))
+
+    def carry_state(aux):
+        return _in_module_layout(game.carry(aux._replace(
+            state_x=_component_state(aux.state_x), state_y=_component_state(aux.state_y))))
+
+    return Game(losses=losses, zero_sum=game.zero_sum,
+                substep=None if game.substep is None else substep,
+                carry_state=None if game.carry_state is None else carry_state)
 
 
 def _component_state(state: dict[str, Any]) -> Optional[dict[str, Any]]:

@@ -70,6 +70,27 @@ class ACGDState(NamedTuple):
     solver: CGDState
 
 
+def acgd_step_sizes(state: ACGDState, grad_x: Params, grad_y: Params,
+                    lr_x: float | jax.Array, lr_y: float | jax.Array,
+                    beta: float | jax.Array, eps: float | jax.Array
+                    ) -> tuple[Params, Params, Params, Params, jax.Array]:
+    """(η_x, η_y, ν_x, ν_y, count) of the ACGD update from `state` with these gradients.
+
+    ν ← β ν + (1-β) g² (the current gradient included), count ← count + 1 and
+    η = lr · sqrt(1 - β^count) / (sqrt(ν) + ε): what the update solves with, and what a
+    diagnostic of the update's system must use.
+    """
+    count = state.count + 1
+    second_moment = lambda nu, g: jax.tree.map(
+        lambda n, gi: beta * n + (1 - beta) * gi * gi, nu, g)
+    nu_x = second_moment(state.nu_x, grad_x)
+    nu_y = second_moment(state.nu_y, grad_y)
+    correction = jnp.sqrt(1 - beta ** count.astype(jnp.result_type(beta, float)))
+    step_size = lambda lr, nu: jax.tree.map(
+        lambda n: (lr * correction / (jnp.sqrt(n) + eps)).astype(n.dtype), nu)
+    return step_size(lr_x, nu_x), step_size(lr_y, nu_y), nu_x, nu_y, count
+
+
 def _check_choices(solve: str, solver: str) -> None:
     if solve not in _SOLVE_CHOICES:
         raise ValueError(f"solve={solve!r}: choose one of {_SOLVE_CHOICES}.")
@@ -274,15 +295,8 @@ def acgd(
     def update(game, params_x, params_y, state):
         blocks = mixed_blocks(game, params_x, params_y)
         grads = blocks.grads
-        count = state.count + 1
-        second_moment = lambda nu, g: jax.tree.map(
-            lambda n, gi: beta * n + (1 - beta) * gi * gi, nu, g)
-        nu_x = second_moment(state.nu_x, grads.grad_x)
-        nu_y = second_moment(state.nu_y, grads.grad_y)
-        correction = jnp.sqrt(1 - beta ** count.astype(jnp.result_type(beta, float)))
-        step_size = lambda lr, nu: jax.tree.map(
-            lambda n: (lr * correction / (jnp.sqrt(n) + eps)).astype(n.dtype), nu)
-        eta_x, eta_y = step_size(lr_x, nu_x), step_size(lr_y, nu_y)
+        eta_x, eta_y, nu_x, nu_y, count = acgd_step_sizes(
+            state, grads.grad_x, grads.grad_y, lr_x, lr_y, beta, eps)
         dx, dy, solver_state, sinfo, products = competitive_step(
             blocks, game.zero_sum, eta_x, eta_y, state.solver, solve=solve, solver=solver,
             tol=tol, atol=atol, max_iter=max_iter, restart=restart)

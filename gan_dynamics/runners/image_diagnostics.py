@@ -3,9 +3,10 @@
 - `fixed_game_fn`: `state -> Game`, the run's GAN game on one fixed batch, latents and
   penalty key, with the state's batch statistics (`train_step.step_game`), so that every
   checkpoint is measured on the same data (`fixed_batch`).
-- `step_sizes_fn`: the step sizes η_x, η_y that CGD (the learning rates) or ACGD (its
-  RMSProp-like per-coordinate sizes from the optimizer state) apply at a state, and the
-  system (x or y) its next step solves; None for other optimizers.
+- `step_sizes_fn`: the step sizes η_x, η_y that the next CGD step (the learning rates)
+  or ACGD step (its RMSProp-like per-coordinate sizes, from the optimizer state and the
+  gradients at the state: `optimizers.cgd.acgd_step_sizes`) solves with on a game, and
+  the system (x or y) it solves; None for other optimizers.
 - `make_eval_hooks(config, exp)`: periodic diagnostics inside image training.
 
 Reads `config.diagnostics` (off by default: `every = 0`). The image loop calls each hook
@@ -25,13 +26,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from gan_dynamics.data import images
 from gan_dynamics.diagnostics import report
 from gan_dynamics.errors import UserError
-from gan_dynamics.game import Game
-from gan_dynamics.optimizers.cgd import ACGDState, CGDState
+from gan_dynamics.game import Game, gradients
+from gan_dynamics.optimizers.cgd import ACGDState, CGDState, acgd_step_sizes
 from gan_dynamics.runners.train_config import diagnostics_section
 from gan_dynamics.runners.train_step import step_game
 
@@ -62,9 +62,10 @@ def fixed_game_fn(exp: Any, batch: jax.Array, seed: int) -> Callable[[Any], Game
     return game_fn
 
 
-def step_sizes_fn(config: ml_collections.ConfigDict
+def step_sizes_fn(config: ml_collections.ConfigDict, game_fn: Callable[[Any], Game]
                   ) -> Callable[[Any], tuple[Any, Any, str]] | None:
-    """`state -> (η_x, η_y, system)` for CGD and ACGD runs; None for other optimizers."""
+    """`state -> (η_x, η_y, system)` of the next update on `game_fn(state)` for CGD and
+    ACGD runs; None for other optimizers."""
     opt = config.optimizer
     name = opt.get("name")
     if name == "cgd":
@@ -81,13 +82,15 @@ def step_sizes_fn(config: ml_collections.ConfigDict
         beta, eps = float(opt.get("beta", 0.99)), float(opt.get("eps", 1e-5))
         solve = opt.get("solve", "alternate")
 
+        @jax.jit
+        def sizes(state):
+            grads = gradients(game_fn(state), state.params_x, state.params_y)
+            return acgd_step_sizes(state.opt_state, grads.grad_x, grads.grad_y, lr_x, lr_y,
+                                   beta, eps)[:2]
+
         def acgd_sizes(state):
             s: ACGDState = state.opt_state
-            count = max(int(s.count), 1)  # a fresh state: the first step's sizes
-            correction = float(np.sqrt(1 - beta**count))
-            size = lambda lr, nu: jax.tree.map(
-                lambda n: (lr * correction / (jnp.sqrt(n) + eps)).astype(n.dtype), nu)
-            return size(lr_x, s.nu_x), size(lr_y, s.nu_y), _next_system(s.solver, solve)
+            return (*sizes(state), _next_system(s.solver, solve))
 
         return acgd_sizes
     return None
@@ -131,8 +134,8 @@ def make_eval_hooks(config: ml_collections.ConfigDict, exp: Any) -> list[EvalHoo
         raise UserError(f"config.diagnostics.every={every} must be >= 0 (0: off).")
     options = options_from_section(section)
     batch = fixed_batch(exp, config, int(section.get("batch_size", 0)))
-    diagnostics = report.PointDiagnostics(fixed_game_fn(exp, batch, int(config.seed)),
-                                          options, step_sizes_fn(config))
+    game_fn = fixed_game_fn(exp, batch, int(config.seed))
+    diagnostics = report.PointDiagnostics(game_fn, options, step_sizes_fn(config, game_fn))
 
     def hook(step: int, state: Any, generate: Callable[[jax.Array], jax.Array]):
         del generate

@@ -49,6 +49,7 @@ from gan_dynamics.metrics import classifier as classifier_lib
 from gan_dynamics.metrics import critic as critic_lib
 from gan_dynamics.metrics import ms_ssim as ms_ssim_lib
 from gan_dynamics.metrics import scores
+from gan_dynamics.outputs import read_metrics, write_json
 from gan_dynamics.runners import open_run
 from gan_dynamics.runners.train_config import METRICS, build, eval_section
 from gan_dynamics.runners.train_step import generate_fn
@@ -202,7 +203,7 @@ def make_evaluator(config: ml_collections.ConfigDict, exp: Any, *,
     if {"classifier_is", "classifier_fid"} & set(metrics):
         ev.classifier = classifier_lib.load_or_train(
             config.data.name, size, clf_options, data_dir=config.data.data_dir or None,
-            train_source=train_source, log=log)
+            train_split=config.data.split, train_source=train_source, log=log)
         if "classifier_fid" in metrics:
             features = lambda x: classifier_lib.logits_and_features(ev.classifier, x)[1]
             ev.classifier_reference = scores.reference_statistics(
@@ -286,22 +287,19 @@ def evaluate_checkpoint(workdir: str, *, step: Optional[int] = None,
     evaluator = make_evaluator(config, exp, train_source=exp.source, log=log)
     results = evaluator(jax.jit(generate_fn(exp, state)))
     done = int(state.step)
-    with open(eval_path(workdir, done), "w") as f:
-        json.dump({"step": done, "metrics": results, "eval": config.eval.to_dict()}, f, indent=1)
+    write_json(eval_path(workdir, done),
+               {"step": done, "metrics": results, "eval": config.eval.to_dict()}, indent=1)
     return done, results
 
 
 def read_evals(workdir: str) -> dict[int, dict[str, float]]:
     """{step: metrics} of a run's evaluation files and its logged `eval/` rows (files win)."""
     found: dict[int, dict[str, float]] = {}
-    path = os.path.join(workdir, "metrics.jsonl")
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                row = json.loads(line)
-                vals = {k[len("eval/"):]: v for k, v in row.items() if k.startswith("eval/")}
-                if vals:
-                    found.setdefault(int(row["step"]), {}).update(vals)
+    if os.path.exists(os.path.join(workdir, "metrics.jsonl")):
+        for row in read_metrics(workdir):
+            vals = {k[len("eval/"):]: v for k, v in row.items() if k.startswith("eval/")}
+            if vals:
+                found.setdefault(int(row["step"]), {}).update(vals)
     for name in sorted(os.listdir(workdir)) if os.path.isdir(workdir) else ():
         if name.startswith("eval_step_") and name.endswith(".json"):
             with open(os.path.join(workdir, name)) as f:

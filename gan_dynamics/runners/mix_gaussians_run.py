@@ -17,8 +17,12 @@ mode_metrics`). At the end it also estimates the neural-net distance between the
 generator's samples and fresh data (`metrics.nn_distance`).
 
 Writes `results.json` (per cell: final metrics' mean, 95% bootstrap interval and per-seed
-values; the curves' means), `curves.npz`, and `mix_gaussians.png` (samples of seed 0 per
-cell and the modes-covered curves).
+values; the curves' means; its components and optimizer), `curves.npz`, and
+`mix_gaussians.png` (samples of seed 0 per cell and the modes-covered curves). Commands
+that run subsets (`cells`) in one workdir add up: the cells earlier commands finished are
+kept (a cell run again replaces its entry), provided they share this command's settings
+(all but `cells`, `chunk_seeds`, `models` and `optimizers`); otherwise the command is
+refused before anything runs.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from gan_dynamics.metrics import nn_distance as nnd
 from gan_dynamics.models import mix
 from gan_dynamics.models.mlp import MLPDiscriminator, MLPGenerator
 from gan_dynamics.optimizers import create as create_optimizer
+from gan_dynamics.checkpoints import flatten_config
+from gan_dynamics.outputs import replace_atomically, write_json
 from gan_dynamics.runners.summaries import bootstrap_mean_ci
 
 Array = jax.Array
@@ -220,38 +226,88 @@ def plot(results: dict[str, Any], cells: dict[str, dict[str, np.ndarray]],
     plt.close(fig)
 
 
+# Config keys that are not settings every cell of one results.json shares: the cell
+# selection, execution, and each cell's own model and optimizer (kept in its summary).
+_NOT_SHARED = ("cells", "chunk_seeds", "models", "optimizers", "quick", "quick_settings")
+
+
+def shared_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The flattened settings every cell of one results.json was run with."""
+    return {k: v for k, v in flatten_config(json.loads(json.dumps(config))).items()
+            if k.split(".")[0] not in _NOT_SHARED}
+
+
+def earlier_cells(workdir: str, config: ml_collections.ConfigDict, running: set[str]
+                  ) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """The cells earlier commands finished in `workdir` that this one does not rerun:
+    (their summaries, their arrays from curves.npz). UserError if they were run with
+    other shared settings, since one results.json describes one experiment."""
+    path = os.path.join(workdir, "results.json")
+    if not os.path.exists(path):
+        return {}, {}
+    with open(path) as f:
+        saved = json.load(f)
+    kept = {name: s for name, s in saved["cells"].items() if name not in running}
+    old, new = shared_settings(saved["config"]), shared_settings(config.to_dict())
+    changed = [f"{k}: {json.dumps(old.get(k))} -> {json.dumps(new.get(k))}"
+               for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if kept and changed:
+        raise UserError(f"{path} holds the cells {sorted(kept)}, run with other settings "
+                        f"({'; '.join(changed)}); rerun them with these settings "
+                        "(--config.cells=...) or use another --workdir.")
+    arrays: dict[str, dict[str, np.ndarray]] = {}
+    curves = os.path.join(workdir, "curves.npz")
+    if os.path.exists(curves):
+        with np.load(curves) as f:
+            for key in f.files:
+                cell, name = key.rsplit("__", 1)
+                if cell in kept:
+                    arrays.setdefault(cell, {})[name] = f[key]
+    return kept, arrays
+
+
+def _write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    replace_atomically(path, write)
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Runner "mix_gaussians": every (model, optimizer) cell over all seeds."""
+    """Runner "mix_gaussians": every (model, optimizer) cell over all seeds (those of
+    `config.cells`), added to the cells earlier commands finished in `workdir`."""
     config = resolve(config)
     validate(config)
-    results: dict[str, Any] = {"mixture": config.mixture, "num_seeds": int(config.num_seeds),
-                               "cells": {}, "config": config.to_dict()}
-    cells = {}
     wanted = [c for c in str(config.get("cells", "")).split(",") if c]
-    for model, components in config.models.items():
-        for opt_name, opt_config in config.optimizers.items():
-            name = f"{model}__{opt_name}"
-            if wanted and name not in wanted:
-                continue
-            start = time.time()
-            out = run_cell(config, int(components), _plain(opt_config))
-            cells[name] = out
-            summary = {metric: summarise(out[metric]) for metric in
-                       (*METRICS, "nn_distance")}
-            summary["components"] = int(components)
-            summary["curves_mean"] = {m: out[f"curve_{m}"].mean(axis=0).tolist()
-                                      for m in (*METRICS, "weight_entropy")}
-            summary["final_weights_seed0"] = out["final_weights"][0].tolist()
-            summary["seconds"] = round(time.time() - start, 1)
-            results["cells"][name] = summary
-            print(f"{name}: modes {summary['modes']['mean']:.2f} "
-                  f"[{summary['modes']['ci95'][0]:.2f}, {summary['modes']['ci95'][1]:.2f}], "
-                  f"high quality {summary['high_quality']['mean']:.3f}, nn distance "
-                  f"{summary['nn_distance']['mean']:.3f} ({summary['seconds']} s)", flush=True)
-            # Written after every cell, so finished cells survive an interrupted run.
-            with open(os.path.join(workdir, "results.json"), "w") as f:
-                json.dump(results, f, indent=1)
-    np.savez(os.path.join(workdir, "curves.npz"),
-             **{f"{cell}__{k}": v for cell, out in cells.items() for k, v in out.items()})
+    selected = [(model, components, opt_name, opt_config)
+                for model, components in config.models.items()
+                for opt_name, opt_config in config.optimizers.items()
+                if not wanted or f"{model}__{opt_name}" in wanted]
+    kept, cells = earlier_cells(workdir, config,
+                                {f"{model}__{opt}" for model, _, opt, _ in selected})
+    results: dict[str, Any] = {"mixture": config.mixture, "num_seeds": int(config.num_seeds),
+                               "cells": dict(kept), "config": config.to_dict()}
+    for model, components, opt_name, opt_config in selected:
+        name = f"{model}__{opt_name}"
+        start = time.time()
+        out = run_cell(config, int(components), _plain(opt_config))
+        cells[name] = out
+        summary = {metric: summarise(out[metric]) for metric in (*METRICS, "nn_distance")}
+        summary["components"] = int(components)
+        summary["optimizer"] = _plain(opt_config)
+        summary["curves_mean"] = {m: out[f"curve_{m}"].mean(axis=0).tolist()
+                                  for m in (*METRICS, "weight_entropy")}
+        summary["final_weights_seed0"] = out["final_weights"][0].tolist()
+        summary["seconds"] = round(time.time() - start, 1)
+        results["cells"][name] = summary
+        print(f"{name}: modes {summary['modes']['mean']:.2f} "
+              f"[{summary['modes']['ci95'][0]:.2f}, {summary['modes']['ci95'][1]:.2f}], "
+              f"high quality {summary['high_quality']['mean']:.3f}, nn distance "
+              f"{summary['nn_distance']['mean']:.3f} ({summary['seconds']} s)", flush=True)
+        # Written after every cell, so finished cells survive an interrupted run.
+        write_json(os.path.join(workdir, "results.json"), results, indent=1)
+        _write_npz(os.path.join(workdir, "curves.npz"),
+                   {f"{cell}__{k}": v for cell, arrays in cells.items() for k, v in arrays.items()})
     plot(results, cells, config, os.path.join(workdir, "mix_gaussians.png"))
     return results

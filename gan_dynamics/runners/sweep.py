@@ -21,9 +21,11 @@ This module is the runner: parts, chunks, progress, results. The pieces it uses 
 the mean current error and an ETA and writes the curves so far to
 `progress/<part>.npz`; every `config.checkpoint_every` chunks, and on SIGTERM/SIGINT
 (then it exits with 128 + signal), it saves the carry with Orbax in
-`checkpoints/<part>/`. Rerunning the command skips finished cells, resumes an
-interrupted one (bit for bit) and refuses settings that differ from the saved ones,
-naming them. Per finished cell it writes `<model>__<optimizer>.npz` with `values` (seed,
+`checkpoints/<part>/` (and after a part's last chunk, until its cell is written); a stop
+request seen after a part's last chunk, or before a part, stops there: nothing else is
+compiled. Rerunning the command skips finished
+cells, resumes an interrupted one (bit for bit) and refuses settings that differ from
+the saved ones, naming them. Per finished cell it writes `<model>__<optimizer>.npz` with `values` (seed,
 lr|d, time, metric) and `reference` (seed, lr|d, metric: errors of a fresh random
 generator), and `<model>__<optimizer>.json` naming the axes and their coordinates, with
 the cell's settings, time and memory; `summary.json` holds, for every finished cell in
@@ -59,6 +61,7 @@ from jax.sharding import PartitionSpec as P
 from gan_dynamics import signals
 from gan_dynamics.checks import check_value
 from gan_dynamics.errors import UserError
+from gan_dynamics.outputs import write_json
 from gan_dynamics.runners import synthetic_run, synthetic_train
 from gan_dynamics.runners.seed_sharding import (SEED_AXIS, compile_cell, is_writer, put_runs,
                                                 run_layout, seed_keys, seed_mesh, sync,
@@ -124,6 +127,11 @@ def run_part(config: ml_collections.ConfigDict, part: Part, mesh: Mesh,
     request (then `signals.Stopped` is raised), and a checkpoint there is resumed.
     Returns values (seed, lr, time, metric), reference (seed, lr, metric) and stats.
     """
+    if workdir is not None and stop is not None and stop.agreed(0) is not None:
+        # A stop request since the last chunk (between parts or cells): compile nothing.
+        raise signals.Stopped(stop.received, (
+            f"Stopped before {part.name}; finished parts and cells are saved in {workdir}. "
+            "Run the same command again to go on."))
     num_seeds, num_lrs = int(config.num_seeds), len(part.lrs)
     layout = run_layout(num_seeds * num_lrs, mesh.shape[SEED_AXIS], int(config.chunk_seeds))
     compile_start = time.perf_counter()
@@ -176,9 +184,11 @@ def run_part(config: ml_collections.ConfigDict, part: Part, mesh: Mesh,
                       done_steps=(chunk + 1) * chunk_steps)
         stopping = stop is not None and stop.agreed(chunk) is not None
         last = chunk + 1 == num_chunks
-        if stopping or (every and (chunk + 1) % every == 0 and not last):
+        # A finished part keeps its last checkpoint until its cell is written, so that a
+        # stop before the cell's next part loses nothing.
+        if stopping or last or (every and (chunk + 1) % every == 0):
             save_checkpoint(ckpt_dir, chunk + 1, carry, values)
-        if stopping and not last:
+        if stopping:  # also after the part's last chunk: nothing more starts
             raise signals.Stopped(stop.received, (
                 f"Stopped after step {(chunk + 1) * chunk_steps} of {part.name}; saved "
                 f"{ckpt_dir}. Run the same command again to resume."))
@@ -350,8 +360,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             started = os.path.join(workdir, "checkpoints", f"{name}.config.json")
             if writer:
                 os.makedirs(os.path.dirname(started), exist_ok=True)
-                with open(started, "w") as f:
-                    json.dump(fingerprint, f, indent=1)
+                write_json(started, fingerprint, indent=1)
             start = time.time()
             values, reference, axes = sweep_cell(config, model, optimizer, mesh, workdir, stop)
             axes["seconds"] = time.time() - start
@@ -360,8 +369,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             if writer:
                 write_npz(os.path.join(workdir, f"{name}.npz"), values=values,
                           reference=reference)
-                with open(os.path.join(workdir, f"{name}.json"), "w") as f:
-                    json.dump(axes, f)
+                write_json(os.path.join(workdir, f"{name}.json"), axes)
                 for part in cell_parts(config, model, optimizer):
                     shutil.rmtree(os.path.join(workdir, "checkpoints", part.name),
                                   ignore_errors=True)
@@ -372,13 +380,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 summary = collect_summary(workdir, config, mesh.shape[SEED_AXIS])
                 print(format_cell(summary["cells"][name], config.sweep), flush=True)
                 print(format_memory(name, axes["stats"]), flush=True)
-                with open(os.path.join(workdir, "summary.json"), "w") as f:
-                    json.dump(summary, f, indent=1)
+                write_json(os.path.join(workdir, "summary.json"), summary, indent=1)
             sync(f"sweep: {name} written")
     summary = collect_summary(workdir, config, mesh.shape[SEED_AXIS])
     if writer:
-        with open(os.path.join(workdir, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=1)
+        write_json(os.path.join(workdir, "summary.json"), summary, indent=1)
         for leftover in ("progress", "checkpoints"):
             path = os.path.join(workdir, leftover)
             if os.path.isdir(path) and not os.listdir(path):

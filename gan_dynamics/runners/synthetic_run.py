@@ -39,6 +39,7 @@ from absl import logging
 
 from gan_dynamics.checks import check_value
 from gan_dynamics.errors import UserError
+from gan_dynamics.outputs import write_json
 from gan_dynamics.runners.synthetic_train import (ERROR_METRICS, METRICS, Array, TrainResult,
                                                   assemble, chunk_blocks, make_chunk_fns,
                                                   make_optimizer, seed_key, uses_n_disc,
@@ -243,8 +244,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if not summary["finite"]:
         logging.warning("The run diverged: the final errors are not finite (try a smaller lr).")
     np.savez(os.path.join(workdir, "metrics.npz"), step=np.asarray(result.step), **metrics)
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    write_json(os.path.join(workdir, "results.json"), summary, indent=2)
     snapshot_plot(result, float(config.sigma), os.path.join(workdir, "snapshots.png"),
                   seed=int(config.seed))
     print(json.dumps({k: summary[k] for k in ("model", "optimizer", "init", "initial",

@@ -35,7 +35,6 @@ Config fields (see experiments/bilinear.py for a complete one):
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import time
@@ -52,6 +51,7 @@ from gan_dynamics.checks import one_of
 from gan_dynamics.errors import UserError
 from gan_dynamics.game import Params
 from gan_dynamics.optimizers.base import GameOptimizer
+from gan_dynamics.outputs import write_json
 
 _REQUIRED = ("game", "optimizers", "steps", "seed", "x64", "plot_plane", "plot_radius")
 X_AXES = ("step", "grad_evals")
@@ -428,8 +428,8 @@ def run(config, workdir: str) -> dict[str, dict[str, Any]]:
 
     print(table_title(config))
     print(format_table(results))
-    with open(os.path.join(workdir, "results.json"), "w") as fh:
-        json.dump({"config": config.to_dict(), "results": _json_safe(results)}, fh, indent=2)
+    write_json(os.path.join(workdir, "results.json"),
+               {"config": config.to_dict(), "results": _json_safe(results)}, indent=2)
     np.savez(os.path.join(workdir, "trajectories.npz"), **arrays)
     for path in _plots(workdir, trajectories, config):
         print(f"wrote {path}")

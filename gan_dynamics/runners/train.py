@@ -13,21 +13,26 @@ this module is the loop.
   read ahead by `data.loader` (a grain dataset over step numbers, worker processes
   optional) and sent to the devices a few steps ahead, so data order does not depend on
   where a run was resumed or on the number of processes.
-- Nothing waits for the device between log steps: the first non-finite step is tracked
-  on the device and read before every log line and every checkpoint, so no checkpoint
-  holds a state that followed a non-finite loss.
+- Nothing waits for the device between log steps: the first non-finite step (a NaN or
+  inf loss, or a state with a NaN or inf leaf after finite losses: an infinite gradient,
+  a solver breakdown) is tracked on the device and read before every log line and every
+  checkpoint, so no checkpoint holds a non-finite state or one that followed a
+  non-finite loss.
   Checkpoints (Orbax) are taken every N steps and when SIGTERM/SIGINT arrives (all
   processes agree on the step); a run restarts from the newest readable one by itself,
   after checking that its config (`DIR/config.json`) describes the same trajectory.
-- Numbering: the losses of step s (evaluated at the parameters after s updates) are
-  logged at s; evaluation hooks, sample grids and checkpoints after step s use s + 1
-  (`done`), the number of updates their parameters have seen. On resume from checkpoint
-  c, records at steps >= c are dropped (`outputs.MetricWriter`) and the evaluation at c
-  is run again, so each step's rows appear exactly once.
-- Exits: a finished run writes `results.json`; a signal raises `signals.Stopped` after
-  the save (entry points exit 128 + signal number); a non-finite loss raises
-  `errors.NonFiniteLoss` naming the last good checkpoint. The metric writer and the
-  checkpoint manager are closed on every exit (async saves finished).
+- Numbering (docs/design.md Sec. 10): step k is the k-th generator update. The losses
+  logged at k were computed during update k (at the parameters after k - 1 updates);
+  evaluations, sample grids and checkpoints at k see the parameters after k updates.
+  The console, metrics.jsonl, TensorBoard and every file name use this k. Within step k
+  the evaluation runs before the checkpoint is saved, so on resume from checkpoint c the
+  rows of steps > c are dropped (`outputs.MetricWriter`) and nothing at c is redone.
+- Exits: a finished run writes `results.json` (from metrics.jsonl: also a rerun with no
+  step left, and a run stopped by a signal during its last step); a signal raises
+  `signals.Stopped` after the save (entry points exit 128 + signal number); a non-finite
+  loss or state raises `errors.NonFiniteLoss` naming the last good checkpoint. The
+  metric writer and the checkpoint manager are closed on every exit (async saves
+  finished).
 
 Outputs in the workdir: `config.json`, `checkpoints/`, `metrics.jsonl` (one JSON object
 per logged step), `tensorboard/` (event files, written without TensorFlow via
@@ -39,7 +44,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import os
 import sys
 import time
@@ -53,7 +57,8 @@ import numpy as np
 from gan_dynamics import checkpoints, parallel, signals
 from gan_dynamics.data import loader
 from gan_dynamics.errors import NonFiniteLoss, UserError
-from gan_dynamics.outputs import MetricWriter, read_metrics, save_image_grid, save_loss_curves
+from gan_dynamics.outputs import (MetricWriter, read_metrics, save_image_grid, save_loss_curves,
+                                  write_json)
 from gan_dynamics.runners.train_config import (EVAL_SECTIONS, Experiment, build, check,  # noqa: F401  (the runner's check)
                                                check_config)
 from gan_dynamics.runners.train_step import TrainState, create_state, generate_fn, jit_train_step
@@ -62,6 +67,19 @@ EvalHook = Callable[[int, TrainState, Callable[[jax.Array], jax.Array]], dict[st
 
 # fold_in constant for the fixed latents of the sample grids (independent of training keys).
 _SAMPLE_LATENTS = 0x5A4D
+# What the first non-finite step had: `Reporter._first_bad[1]`.
+_FINITE, _LOSS, _STATE = 0, 1, 2
+
+
+def _track_first_bad(bad: jax.Array, f: jax.Array, g: jax.Array, state: TrainState,
+                     step: int) -> jax.Array:
+    """[first non-finite step, _LOSS | _STATE]: `bad` unless it is still [-1, _FINITE] and
+    update `step` had a non-finite loss or left a non-finite state (any floating leaf)."""
+    losses_ok = jnp.isfinite(f) & jnp.isfinite(g)
+    state_ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(state)
+                                  if jnp.issubdtype(leaf.dtype, jnp.inexact)]))
+    what = jnp.where(losses_ok, jnp.where(state_ok, _FINITE, _STATE), _LOSS)
+    return jnp.where((bad[0] < 0) & (what != _FINITE), jnp.stack([step, what]), bad)
 
 
 def configured_eval_hooks(config: ml_collections.ConfigDict, exp: Experiment) -> list[EvalHook]:
@@ -117,58 +135,60 @@ class Reporter:
             jax.random.fold_in(jax.random.key(config.seed), _SAMPLE_LATENTS),
             (int(config.train.num_samples), exp.z_dim))
         self._generate = jax.jit(lambda s, z: generate_fn(exp, s)(z))
-        self.last_losses: dict[str, float] = {}
-        self.last_eval: dict[str, float] = {}
         self._first_done = None
-        self._first_bad = jnp.asarray(-1, jnp.int32)  # first non-finite step, on the device
-        self._track = jax.jit(lambda bad, f, g, step: jnp.where(
-            (bad < 0) & ~(jnp.isfinite(f) & jnp.isfinite(g)), step, bad))
+        # The first non-finite step and what was not finite, on the device.
+        self._first_bad = jnp.asarray([-1, _FINITE], jnp.int32)
+        self._track = jax.jit(_track_first_bad)
 
-    def losses(self, step: int, metrics: dict[str, Any], ckpt: checkpoints.Checkpoints) -> None:
-        """Track the losses of step `step`; log and print them every log_every steps.
+    def losses(self, step: int, metrics: dict[str, Any], state: TrainState,
+               ckpt: checkpoints.Checkpoints) -> None:
+        """Track the losses of update `step` and the `state` it made; log and print the
+        losses every log_every steps.
 
-        Between log steps nothing waits for the device: finiteness is tracked on it (the
-        first non-finite step) and read by `check`, before every checkpoint and log line.
+        Between log steps nothing waits for the device: finiteness of the losses and of
+        the state is tracked on it (the first non-finite step) and read by `check`,
+        before every checkpoint and log line.
         """
-        self._first_bad = self._track(self._first_bad, metrics["f"], metrics["g"], step)
-        done = step + 1
-        if not (step == self.start or done % self.config.train.log_every == 0
-                or done == self.num_steps):
+        self._first_bad = self._track(self._first_bad, metrics["f"], metrics["g"], state, step)
+        if not (step == self.start + 1 or step % self.config.train.log_every == 0
+                or step == self.num_steps):
             return
         self.check(ckpt)
         m = {k: float(v) for k, v in jax.device_get(metrics).items() if np.ndim(v) == 0}
-        self.last_losses = {"step": step, **m}
         self.writer.write(step, m)
         now = time.perf_counter()  # average since the first step (compile excluded)
         if self._first_done is None:
             self._first_done, speed = now, "compiled and ran the first step"
         else:
-            rate = (step - self.start) / (now - self._first_done)
-            speed = f"{rate:.3g} steps/s  ETA {_format_duration((self.num_steps - done) / rate)}"
+            rate = (step - self.start - 1) / (now - self._first_done)
+            speed = f"{rate:.3g} steps/s  ETA {_format_duration((self.num_steps - step) / rate)}"
         if self.is_main:
-            print(f"step {done}/{self.num_steps}  f={m['f']:.4g}  g={m['g']:.4g}  |  {speed}",
+            print(f"step {step}/{self.num_steps}  f={m['f']:.4g}  g={m['g']:.4g}  |  {speed}",
                   flush=True)
 
     def check(self, ckpt: checkpoints.Checkpoints) -> None:
-        """Raise NonFiniteLoss if any step so far had a non-finite loss (waits for it)."""
-        bad = int(jax.device_get(self._first_bad))
+        """Raise NonFiniteLoss if any step so far had a non-finite loss or left a
+        non-finite state (waits for it)."""
+        bad, what = (int(v) for v in jax.device_get(self._first_bad))
         if bad >= 0:
+            found = ("Non-finite loss at step {} (f or g is NaN or inf)" if what == _LOSS else
+                     "Non-finite parameters after step {} (NaN or inf in the parameters, "
+                     "batch statistics or optimizer state, with finite losses: an infinite "
+                     "gradient or a solver breakdown)").format(bad)
             raise NonFiniteLoss(
-                f"Non-finite loss at step {bad} (f or g is NaN or inf); stopping. Last good "
-                f"checkpoint: {ckpt.last_good(bad)}. Lower the learning rates or add a "
-                "penalty, and start in a fresh --workdir.")
+                f"{found}; stopping. Last good checkpoint: {ckpt.last_good(bad)}. Lower the "
+                "learning rates or add a penalty, and start in a fresh --workdir.")
 
-    def after(self, done: int, state: TrainState, resumed: bool = False) -> None:
-        """Evaluation and sample grid of the parameters after `done` steps, when due."""
+    def after(self, done: int, state: TrainState) -> None:
+        """Evaluation and sample grid of the parameters after `done` updates, when due."""
         t = self.config.train
-        if self.hooks and done % t.eval_every == 0 and (done > self.start or resumed):
+        if self.hooks and done % t.eval_every == 0 and done > self.start:
             generate = lambda z: self._generate(state, z)  # noqa: E731
             results = {}
             for hook in self.hooks:
                 results.update({f"eval/{k}": float(v) for k, v in hook(done, state, generate).items()})
             if results:
                 self.writer.write(done, results)
-                self.last_eval = {"step": done, **results}
         if (done % t.sample_every == 0 or done == self.num_steps) and (
                 done > self.start or done == self.num_steps):
             # Every process runs the program (multi-process jit); process 0 writes.
@@ -180,12 +200,17 @@ class Reporter:
                                                                        "loss_curves.png"))
 
     def results(self, step: int) -> None:
-        """results.json: the final losses and the last evaluation."""
-        if self.is_main:
-            with open(os.path.join(self.workdir, "results.json"), "w") as f:
-                json.dump({"steps": step, "final_losses": self.last_losses,
-                           "last_eval": self.last_eval, "config": self.config.to_dict()},
-                          f, indent=1, default=str)
+        """results.json: the final losses and the last evaluation, as metrics.jsonl holds
+        them (so that a rerun of a run that finished without writing it can)."""
+        if not self.is_main:
+            return
+        records = read_metrics(self.workdir)
+        final_losses = next((r for r in reversed(records) if "f" in r), {})
+        last_eval = next(({k: v for k, v in r.items() if k == "step" or k.startswith("eval/")}
+                          for r in reversed(records) if any(k.startswith("eval/") for k in r)), {})
+        write_json(os.path.join(self.workdir, "results.json"),
+                   {"steps": step, "final_losses": final_losses, "last_eval": last_eval,
+                    "config": self.config.to_dict()}, indent=1, default=str)
 
     def close(self) -> None:
         self.writer.close()
@@ -217,7 +242,6 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         start = int(state.step)
         checkpoints.write_config(workdir, config)
         report = stack.enter_context(contextlib.closing(Reporter(workdir, config, exp, start, hooks)))
-        report.after(start, state, resumed=restored is not None)  # the eval a resume dropped
         train_step = jit_train_step(exp, mesh, abstract)
         if report.is_main:
             print(("Resuming from checkpoint step " if restored is not None else "Training from step ")
@@ -229,17 +253,19 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         for step, batches in zip(range(start, t.num_steps), inputs):
             stop.step = done = step + 1
             state, metrics = train_step(state, batches)
-            report.losses(step, metrics, ckpt)
+            report.losses(done, metrics, state, ckpt)
             report.after(done, state)
             signum = stop.agreed(step)  # the same answer in every process
             if done % t.checkpoint_every == 0 or done == t.num_steps or signum:
-                report.check(ckpt)  # never save a state that followed a non-finite loss
-                ckpt.save(done, state)
+                report.check(ckpt)  # never save a non-finite state, nor one that followed
+                ckpt.save(done, state)  # a non-finite loss
             if signum:
                 ckpt.manager.wait_until_finished()
+                if done == t.num_steps:  # the run is complete: report it as well
+                    report.results(done)
                 raise signals.Stopped(signum, f"Stopped by {signals.name(signum)}: saved "
                                       f"checkpoint step {done} in {ckpt.directory}; run the "
                                       "same command again to resume.")
-        if report.last_losses:  # trained in this call
-            report.results(int(state.step))
+        # Also when no step was left: a run that finished but stopped before reporting.
+        report.results(int(state.step))
     return state
