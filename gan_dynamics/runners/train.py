@@ -165,7 +165,7 @@ class Reporter:
             raise NonFiniteLoss(
                 f"Non-finite loss at step {bad} (f or g is NaN or inf); stopping. Last good "
                 f"checkpoint: {ckpt.last_good(bad)}. Lower the learning rates or add a "
-                "penalty, and start in a fresh --workdir.")
+                "penalty, and start in a fresh --workdir.", step=bad)
 
     def after(self, done: int, state: TrainState, resumed: bool = False) -> None:
         """Evaluation and sample grid of the parameters after `done` steps, when due."""
