@@ -110,7 +110,8 @@ def test_summary_numbers_by_hand(tmp_path):
     assert len(written) == 8 and written[0]["cell"] == "simgd__a1"
     assert written[0]["opt"] == "simgd" and written[0]["alpha"] == "a1"
     assert float(written[0]["mean"]) == pytest.approx(0.6)
-    text = open(os.path.join(workdir, "summary.md")).read()
+    with open(os.path.join(workdir, "summary.md")) as f:
+        text = f.read()
     assert "8 tasks: 7 done, 0 running, 0 left, 1 diverged, 0 failed" in text
     assert "| run/distance | last | 4 | 2 | 0.6 | 0.1414 | 0.6 | [0.5, 0.7] |" in text
     assert last["sentence"] in text

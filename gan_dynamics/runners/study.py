@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 import os
 import re
 import signal
@@ -382,9 +383,11 @@ def _check(config: ml_collections.ConfigDict, data: bool) -> None:
     validation.check(config, data=data)
 
 
-def check_tasks(config: ml_collections.ConfigDict, overridden: Iterable[str] = ()) -> list[Task]:
+def check_tasks(config: ml_collections.ConfigDict, overridden: Iterable[str] = (),
+                data: bool = True) -> list[Task]:
     """Every task, after checking the study and one run config per cell (the seed is the
-    only difference between a cell's tasks), the dataset once per distinct data section.
+    only difference between a cell's tasks), and with `data` the dataset once per
+    distinct data section (listing and summarising need no data).
 
     A bad value in any cell raises the usual UserError, prefixed with the cell's name,
     before any task starts.
@@ -399,7 +402,7 @@ def check_tasks(config: ml_collections.ConfigDict, overridden: Iterable[str] = (
         run = task_config(config, task, overridden)
         data_key = json.dumps(_plain(run.get("data", None)), sort_keys=True, default=str)
         try:
-            _check(run, data=data_key not in datasets)
+            _check(run, data=data and data_key not in datasets)
         except UserError as err:
             raise UserError(f"Cell {task.cell.name}: {err}") from err
         datasets.add(data_key)
@@ -475,7 +478,7 @@ class _StopOnSignal:
     synthetic: no checkpoints, a rerun starts them afresh); the image and sweep runners
     install their own handler while they train, which saves first."""
 
-    def __enter__(self) -> "_StopOnSignal":
+    def __enter__(self) -> _StopOnSignal:
         import threading
 
         self._previous = None
@@ -488,7 +491,7 @@ class _StopOnSignal:
         raise signals.Stopped(signum, f"Stopped by {signals.name(signum)} before the run "
                               "finished; a rerun starts it again.")
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
 
@@ -556,9 +559,9 @@ def records(workdir: str, every: Sequence[Task]) -> dict[int, Optional[dict[str,
 
 def format_duration(seconds: float) -> str:
     """"1:02:03" (or "?" when unknown)."""
-    if seconds != seconds or seconds == float("inf"):
+    if not math.isfinite(seconds):
         return "?"
-    seconds = int(round(max(seconds, 0.0)))
+    seconds = round(max(seconds, 0.0))
     return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
@@ -615,8 +618,8 @@ def format_tasks(config: ml_collections.ConfigDict, workdir: str, every: Sequenc
     overrides."""
     all_cells = cells(config)
     width = max(len(c.name) for c in all_cells)
-    lines = [f"{len(all_cells)} cells x {config.seeds} seeds = {len(every)} tasks "
-             f"(task t: cell t % {len(all_cells)}, seed t // {len(all_cells)}); workdir {workdir}",
+    lines = [(f"{len(all_cells)} cells x {config.seeds} seeds = {len(every)} tasks (task t: "
+              f"cell t % {len(all_cells)}, seed t // {len(all_cells)}); workdir {workdir}"),
              f"{'task':>5}  {'cell':<{width}}  {'seed':>4}  {'state':<9}  directory"]
     for task in every:
         st = state(read_record(os.path.join(workdir, task.directory)))
@@ -636,7 +639,7 @@ def execute(config: ml_collections.ConfigDict, workdir: str, request: Request,
     overridden = base_overrides(request.overridden)
     if request.task is not None:
         return run_task(config, workdir, request.task, run_config, overridden)
-    every = check_tasks(config, overridden)
+    every = check_tasks(config, overridden, data=not (request.list_tasks or request.summarize))
     if request.list_tasks:
         print(format_tasks(config, workdir, every), flush=True)
         return None

@@ -251,13 +251,13 @@ def table(config: ml_collections.ConfigDict, every: Sequence[Task], collected: C
                     continue
                 for at, pick in last_and_best(*run.metrics[metric], how).items():
                     picks.setdefault(at, []).append(pick)
-            for at in ("last", "best"):
-                if at not in picks:
-                    continue
-                values = [v for v, _ in picks[at]]
+            # A cell with no finished seed (all diverged, say) still gets its rows, n = 0.
+            for at in ("last", "best") if how else ("last",):
+                values = [v for v, _ in picks.get(at, [])]
+                steps = [s for _, s in picks.get(at, [])]
                 rows.append({"cell": cell.name, **dict(cell.levels), "metric": metric,
                              "at": at, "direction": how or "",
-                             "step": float(np.median([s for _, s in picks[at]])),
+                             "step": float(np.median(steps)) if steps else float("nan"),
                              **describe(values), "diverged": diverged,
                              "seeds": len(members)})
     return rows
@@ -338,8 +338,8 @@ def markdown(config: ml_collections.ConfigDict, rows: Sequence[Mapping[str, Any]
              compared: Sequence[Mapping[str, Any]], progress: str, plots: Sequence[str]) -> str:
     """summary.md: progress, a table per cell, the comparisons and the plots."""
     lines = ["# Study summary", "", progress, "",
-             f"Over each cell's finished seeds: mean, std (ddof 1), median and the 95% "
-             f"bootstrap interval of the mean; diverged seeds are counted, not averaged.", ""]
+             ("Over each cell's finished seeds: mean, std (ddof 1), median and the 95% "
+              "bootstrap interval of the mean; diverged seeds are counted, not averaged."), ""]
     for cell in study.cells(config):
         mine = [r for r in rows if r["cell"] == cell.name]
         if not mine:
@@ -349,7 +349,7 @@ def markdown(config: ml_collections.ConfigDict, rows: Sequence[Mapping[str, Any]
                   "| metric | at | step | n | mean | std | median | 95% CI |",
                   "|---|---|---|---|---|---|---|---|"]
         for r in mine:
-            lines.append(f"| {r['metric']} | {r['at']} | {r['step']:.0f} | {r['n']} | "
+            lines.append(f"| {r['metric']} | {r['at']} | {_num(r['step'])} | {r['n']} | "
                          f"{_num(r['mean'])} | {_num(r['std'])} | {_num(r['median'])} | "
                          f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}] |")
         lines.append("")
