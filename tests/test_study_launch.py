@@ -129,6 +129,7 @@ def get_config():
         "huge_lr": {"loss.name": "wgan",
                     "optimizer": {"name": "simgd", "transform_x": sgd, "transform_y": sgd}},
     }),)
+    config.summary.x_axis = "wall_seconds"
     return config
 """
 
@@ -146,6 +147,9 @@ def test_a_diverging_cell_is_reported_and_not_retried(tmp_path):
     rows = {(r["cell"], r["metric"], r["at"]): r for r in summary_rows(workdir)}
     assert {r["diverged"] for (cell, _, _), r in rows.items() if cell == "huge_lr"} == {"1"}
     assert rows[("adam", "f", "last")]["n"] == "1"
+    # Image runs log wall seconds (and cumulative cost), which the curves put on x.
+    assert os.path.exists(os.path.join(workdir, "plots", "curves_f.png"))
+    assert ("adam", "wall_seconds", "last") not in rows  # an x axis, not a metric
 
     status, out, err = run_study(tmp_path, f"--config={path}", f"--workdir={workdir}")
     assert status == 0, err[-3000:]

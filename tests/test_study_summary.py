@@ -4,6 +4,7 @@ checked against values computed by hand."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import math
 import os
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from gan_dynamics.runners import study, study_summary
+from tests.test_fail_well import EXP
 from tests.test_study import load, write_study
 
 
@@ -118,3 +120,14 @@ def test_summary_numbers_by_hand(tmp_path):
     names = sorted(os.path.basename(p) for p in result["plots"])
     assert names == ["best_of_k_run_distance.png", "boxes_run_distance.png",
                      "curves_run_distance.png", "paired_run_distance.png"]
+
+
+def test_plots_overlays_runs_against_gradient_evaluations(tmp_path):
+    spec = importlib.util.spec_from_file_location("gd_plots", os.path.join(EXP, "plots.py"))
+    plots = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plots)
+    _, workdir = fake_study(tmp_path)
+    path = plots.plot_run_curves(os.path.join(workdir, "*", "seed_0"), "run/distance",
+                                 "grad_evals")
+    assert path == os.path.join(workdir, "curves_run_distance_grad_evals.png")
+    assert os.path.getsize(path) > 0

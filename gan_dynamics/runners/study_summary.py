@@ -122,6 +122,14 @@ def read_toy(directory: str) -> RunSeries:
 
 
 READERS = {"image": read_image, "synthetic": read_synthetic, "toy_game": read_toy}
+# The file each runner logs to: how a run's directory says which runner wrote it.
+LOGS = {"image": "metrics.jsonl", "synthetic": "metrics.npz", "toy_game": "trajectories.npz"}
+
+
+def runner_of(directory: str) -> str | None:
+    """The runner whose log `directory` holds (None if none)."""
+    return next((r for r, name in LOGS.items()
+                 if os.path.exists(os.path.join(directory, name))), None)
 
 
 def read_run(directory: str, runner: str) -> RunSeries:
@@ -179,14 +187,17 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, float
     return out
 
 
-def direction(metric: str, config: ml_collections.ConfigDict) -> Optional[str]:
-    """"min", "max" or None (no best: losses, norms) for `metric`."""
-    s = config.summary
+def direction(metric: str, config: Optional[ml_collections.ConfigDict] = None
+              ) -> Optional[str]:
+    """"min", "max" or None (no best: losses, norms) for `metric`: the study's
+    `summary.lower_is_better` / `higher_is_better` first, then the built-in table."""
     short = metric.split("/")[-1]
-    if metric in s.lower_is_better or short in s.lower_is_better:
-        return "min"
-    if metric in s.higher_is_better or short in s.higher_is_better:
-        return "max"
+    if config is not None:
+        s = config.summary
+        if metric in s.lower_is_better or short in s.lower_is_better:
+            return "min"
+        if metric in s.higher_is_better or short in s.higher_is_better:
+            return "max"
     if short in LOWER_IS_BETTER:
         return "min"
     if short in HIGHER_IS_BETTER:
@@ -367,7 +378,7 @@ def _file_name(metric: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in metric)
 
 
-def _x_values(run: RunSeries, steps: np.ndarray, x_axis: str) -> Optional[np.ndarray]:
+def x_values(run: RunSeries, steps: np.ndarray, x_axis: str) -> Optional[np.ndarray]:
     """The x of each step: the step itself, or the run's logged wall time or cumulative
     gradient evaluations interpolated at it (None if the run did not log that axis)."""
     if x_axis == "step":
@@ -407,7 +418,7 @@ def plot_curves(config: ml_collections.ConfigDict, every: Sequence[Task], collec
         length = min(len(r.metrics[metric][0]) for r in runs)
         steps = runs[0].metrics[metric][0][:length]
         values = np.stack([r.metrics[metric][1][:length] for r in runs])
-        xs = [_x_values(r, steps, x_axis) for r in runs]
+        xs = [x_values(r, steps, x_axis) for r in runs]
         if any(x is None for x in xs):
             continue
         x = np.median(np.stack(xs), axis=0)  # seeds differ in time and (ACGD) in cost
