@@ -639,6 +639,12 @@ def execute(config: ml_collections.ConfigDict, workdir: str, request: Request,
     overridden = base_overrides(request.overridden)
     if request.task is not None:
         return run_task(config, workdir, request.task, run_config, overridden)
+    # This process only checks configs (which starts a JAX backend) and summarises: on
+    # the CPU, so that it does not take the accelerators' memory from its tasks (JAX
+    # preallocates most of a GPU's at the first use).
+    import jax
+
+    jax.config.update("jax_platforms", "cpu")
     every = check_tasks(config, overridden, data=not (request.list_tasks or request.summarize))
     if request.list_tasks:
         print(format_tasks(config, workdir, every), flush=True)

@@ -423,7 +423,8 @@ def plot_curves(config: ml_collections.ConfigDict, every: Sequence[Task], collec
             continue
         x = np.median(np.stack(xs), axis=0)  # seeds differ in time and (ACGD) in cost
         median, low, high = curve_band(values)
-        (line,) = ax.plot(x, median, label=f"{cell.name} ({len(runs)} seeds)", lw=1.2)
+        (line,) = ax.plot(x, median, label=f"{cell.name} ({len(runs)} seeds)", lw=1.2,
+                          marker="o" if len(x) <= 20 else None, ms=3)
         ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, lw=0)
         drawn = True
     if not drawn:
