@@ -167,3 +167,19 @@ def test_study_flags_need_a_study(tmp_path):
     bilinear = os.path.join(os.path.dirname(RUN.__file__), "bilinear.py")
     with pytest.raises(UserError, match="--task apply to study configs"):
         RUN.parse(["run.py", f"--config={bilinear}", "--task=0"])
+
+
+STUDIES = os.path.join(os.path.dirname(RUN.__file__), "studies")
+
+
+@pytest.mark.parametrize("name, tasks", [("icr_digits", 20), ("fedus_digits", 18),
+                                         ("icr_cifar10", 20), ("fedus_cifar10", 18)])
+def test_committed_studies_check(name, tasks):
+    """Every cell of the committed studies builds (their data is not opened: CIFAR-10 is
+    not prepared everywhere)."""
+    inv = RUN.parse(["run.py", f"--config={os.path.join(STUDIES, name + '.py')}"])
+    every = study.check_tasks(inv.config, data=False)
+    assert len(every) == tasks
+    first, last = every[0], every[-1]
+    assert study.task_config(inv.config, last).seed == \
+        study.task_config(inv.config, first).seed + inv.config.seeds - 1
