@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import textwrap
+import time
 
 import ml_collections
 import pytest
 
+from gan_dynamics import signals
 from gan_dynamics.errors import UserError
 from gan_dynamics.runners import study
 from tests.test_fail_well import load_run_module
@@ -138,6 +141,26 @@ def test_task_runs_exactly_one_ordinary_run(tmp_path):
     record = json.loads((run_dir / "task.json").read_text())
     assert (record["status"], record["task"], record["seed"]) == ("done", 3, 0)
     assert record["config"]["game"]["alpha"] == 3.0 and len(record["attempts"]) == 1
+
+
+def test_a_sigterm_that_a_library_turns_into_another_error_still_reads_as_stopped(tmp_path):
+    """SIGTERM raises in a runner without a handler of its own wherever it is, and JAX,
+    starting a backend, catches that and raises its own error: the task is still
+    recorded as stopped (143), not failed, and a rerun runs it again."""
+    config = load(write_study(tmp_path))
+
+    def interrupted(run, directory):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here
+        except signals.Stopped as err:
+            raise RuntimeError("Unable to initialize backend 'cpu'") from err
+
+    with pytest.raises(signals.Stopped) as stop:
+        study.run_task(config, str(tmp_path / "wd"), 0, interrupted)
+    assert stop.value.exit_code == 143
+    record = study.read_record(str(tmp_path / "wd" / "simgd__a1" / "seed_0"))
+    assert record["status"] == "stopped" and record["attempts"][0]["exit_code"] == 143
 
 
 @pytest.mark.parametrize("override, words", [

@@ -476,24 +476,37 @@ def _outcome(config: ml_collections.ConfigDict, directory: str) -> tuple[str, Op
 class _StopOnSignal:
     """SIGTERM raises `signals.Stopped` in runners that do not handle it themselves (toy,
     synthetic: no checkpoints, a rerun starts them afresh); the image and sweep runners
-    install their own handler while they train, which saves first."""
+    install their own handler while they train, which saves first.
+
+    The exception rises wherever the main thread is, and a library may catch it there and
+    raise another (JAX does, while it starts a backend): `received` tells the caller that
+    the run stopped for the signal whatever exception arrives."""
+
+    def __init__(self) -> None:
+        self.received: Optional[int] = None
+        self._previous: Any = None
 
     def __enter__(self) -> _StopOnSignal:
         import threading
 
-        self._previous = None
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGTERM, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop; a second SIGTERM waits
-        raise signals.Stopped(signum, f"Stopped by {signals.name(signum)} before the run "
-                              "finished; a rerun starts it again.")
+        self.received = signum
+        raise stopped(signum)
 
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
+
+
+def stopped(signum: int) -> signals.Stopped:
+    """The stop of a task whose runner had no handler of its own (nothing saved)."""
+    return signals.Stopped(signum, f"Stopped by {signals.name(signum)} before the run "
+                           "finished; a rerun runs it again.")
 
 
 def run_task(config: ml_collections.ConfigDict, workdir: str, index: int,
@@ -525,9 +538,10 @@ def run_task(config: ml_collections.ConfigDict, workdir: str, index: int,
         record.update(status=status, **extra)
         write_record(directory, record)
 
+    stop_on_signal = _StopOnSignal()
     try:
         # The handler first: a launcher that reads "running" may signal this pid at once.
-        with _StopOnSignal():
+        with stop_on_signal:
             write_record(directory, record)
             result = run_config(run, directory)
     except NonFiniteLoss as err:
@@ -536,14 +550,18 @@ def run_task(config: ml_collections.ConfigDict, workdir: str, index: int,
     except signals.Stopped as stop:
         finish("stopped", stop.exit_code, message=str(stop))
         raise
-    except UserError as err:
-        finish("failed", 2, message=str(err).splitlines()[0])
-        raise
     except KeyboardInterrupt:
         finish("stopped", 130, message="Interrupted (Ctrl-C).")
         raise
-    except BaseException as err:  # a crash: recorded, then the traceback as usual
-        finish("failed", 1, message=f"{type(err).__name__}: {err}".splitlines()[0])
+    except BaseException as err:
+        if stop_on_signal.received is not None:  # our stop, turned into another exception
+            stop = stopped(stop_on_signal.received)
+            finish("stopped", stop.exit_code, message=str(stop))
+            raise stop from err
+        if isinstance(err, UserError):
+            finish("failed", 2, message=str(err).splitlines()[0])
+        else:  # a crash: recorded, then the traceback as usual
+            finish("failed", 1, message=f"{type(err).__name__}: {err}".splitlines()[0])
         raise
     status, step = _outcome(run, directory)
     finish(status, 0, **({"step": step} if status == "diverged" else {}))
