@@ -19,6 +19,16 @@ black dots and the held-out images' value (`<metric>_test`; 0 for the critic) as
     python experiments/plots.py --workdirs='runs/cifar_*' --metric=fid
 
 writes `sample_<metric>.png` in the common parent of the workdirs (or --out).
+
+Curves of several runs (image, synthetic or toy runs, e.g. a study's tasks): each run's
+`--metric` against the step, the cumulative gradient evaluations or the wall-clock
+seconds (`--x`; compilation excluded), overlaid, each curve's last point (and, for
+metrics with a direction, its best) labelled with the step the score comes from:
+
+    python experiments/plots.py --curves --workdirs='runs/studies/icr_digits/*/seed_0' \
+        --metric=eval/classifier_fid --x=grad_evals
+
+writes `curves_<metric>_<x>.png` in the common parent of the workdirs (or --out).
 """
 
 from __future__ import annotations
@@ -172,6 +182,53 @@ def plot_sample_metric(patterns: str, metric: str, path: str | None = None) -> s
     return path
 
 
+def plot_run_curves(patterns: str, metric: str, x_axis: str = "step",
+                    path: str | None = None) -> str:
+    """Every run's `metric` against `x_axis`, one line each, with the step of the last
+    (and the best) score written beside it."""
+    import glob
+
+    import numpy as np
+
+    from gan_dynamics.runners import study_summary
+
+    if x_axis not in ("step", "grad_evals", "wall_seconds"):
+        raise UserError(f"--x={x_axis} must be step, grad_evals or wall_seconds.")
+    workdirs = sorted({d for p in patterns.split(",") for d in glob.glob(p) if os.path.isdir(d)})
+    runs = {d: study_summary.read_run(d, r) for d in workdirs
+            if (r := study_summary.runner_of(d)) is not None}
+    runs = {d: s for d, s in runs.items() if metric in s.metrics}
+    if not runs:
+        raise UserError(f"No run matching {patterns!r} logged {metric!r}; pass run "
+                        "directories (metrics.jsonl, metrics.npz or trajectories.npz) and "
+                        "a metric they log.")
+    common = os.path.commonpath(list(runs)) if len(runs) > 1 else os.path.dirname(next(iter(runs)))
+    how = {"min": np.nanargmin, "max": np.nanargmax}.get(study_summary.direction(metric))
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for workdir, series in runs.items():
+        steps, values = series.metrics[metric]
+        x = study_summary.x_values(series, steps, x_axis)
+        if x is None:
+            raise UserError(f"{workdir} did not log {x_axis}; use --x=step.")
+        (line,) = ax.plot(x, values, lw=1, label=os.path.relpath(workdir, common))
+        picks = [len(values) - 1] + ([int(how(values))] if how and np.isfinite(values).any()
+                                     else [])
+        for i in dict.fromkeys(picks):
+            ax.plot(x[i], values[i], "o", color=line.get_color(), ms=4)
+            ax.annotate(f"step {int(steps[i])}", (x[i], values[i]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points", color=line.get_color())
+    ax.set_xlabel({"step": "generator step", "grad_evals": "gradient evaluations",
+                   "wall_seconds": "wall-clock seconds (compilation excluded)"}[x_axis])
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in metric)
+    path = path or os.path.join(common, f"curves_{name}_{x_axis}.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", help="A sweep's output directory.")
@@ -179,9 +236,18 @@ def main() -> None:
     parser.add_argument("--metric", default=None,
                         help="Sweeps: param_error (default) or w2. Image runs: an eval name.")
     parser.add_argument("--out", default=None, help="Output PNG (image runs).")
+    parser.add_argument("--curves", action="store_true",
+                        help="With --workdirs: overlay --metric against --x for every run.")
+    parser.add_argument("--x", default="step",
+                        help="--curves' x axis: step, grad_evals or wall_seconds.")
     args = parser.parse_args()
     if bool(args.workdir) == bool(args.workdirs):
         raise UserError("Pass --workdir=<sweep> or --workdirs='<runs glob>', one of them.")
+    if args.curves:
+        if not args.workdirs or not args.metric:
+            raise UserError("--curves needs --workdirs='<runs glob>' and --metric=<name>.")
+        print(plot_run_curves(args.workdirs, args.metric, args.x, args.out))
+        return
     if args.workdirs:
         print(plot_sample_metric(args.workdirs, args.metric or "fid", args.out))
         return

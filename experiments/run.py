@@ -17,6 +17,11 @@ workdir, a workdir another command holds: the message says what to change; `--de
 adds the traceback); 3 training diverged (non-finite loss or parameters); 128 + N
 stopped by signal N after saving a checkpoint (143 for SIGTERM, 130 for Ctrl-C); run the
 same command again to resume.
+
+A study config (runner "study", experiments/studies/*.py; docs/studies.md) runs its
+base experiment over a grid of settings and seeds: without flags it runs every unfinished
+task, `--list` prints its tasks, `--task=N` runs task N alone (what a SLURM array or
+another launcher calls), `--summarize` prints progress and the summary so far.
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ class Invocation(NamedTuple):
     workdir: str
     debug: bool
     verbosity: Optional[int]  # None: absl/Orbax INFO stays off
+    task: Optional[int] = None  # --task=N of a study
+    list_tasks: bool = False  # --list of a study
+    summarize: bool = False  # --summarize of a study
+    override_args: tuple[str, ...] = ()  # the --config.a.b=v arguments, as given
 
 
 def default_workdir(config_path: str) -> str:
@@ -73,6 +82,12 @@ def _define_flags(argv: Sequence[str]) -> flags.FlagValues:
                          "tracebacks of user errors.",
                          flag_values=fv, short_name="v")
     flags.DEFINE_bool("help", False, "Show this help.", flag_values=fv, short_name="h")
+    flags.DEFINE_integer("task", None, "Study configs: run only task N (see --list).",
+                         flag_values=fv)
+    flags.DEFINE_bool("list", False, "Study configs: print the tasks and their states.",
+                      flag_values=fv)
+    flags.DEFINE_bool("summarize", False, "Study configs: print progress and write the "
+                      "summary of the finished tasks.", flag_values=fv)
     return fv
 
 
@@ -169,12 +184,19 @@ def parse(argv: Sequence[str]) -> Invocation:
         raise UserError(f"Could not load config file {config_arg}: "
                         f"{type(err).__name__}: {err}") from err
     if "runner" not in config:
-        raise UserError(f"{config_arg} sets no `runner` (one of {sorted(RUNNERS)}); "
+        raise UserError(f"{config_arg} sets no `runner` (one of {sorted([*RUNNERS, 'study'])}); "
                         "add config.runner to its get_config().")
     overridden = dict(config_flags.get_override_values(fv["config"]))
     workdir = fv["workdir"].value or default_workdir(config_arg)
+    study_flags = [f"--{name}" for name in ("task", "list", "summarize")
+                   if fv[name].present]
+    if study_flags and config.runner != "study":
+        raise UserError(f"{', '.join(study_flags)} apply to study configs (runner \"study\", "
+                        f"experiments/studies/); {config_arg} is a {config.runner!r} run.")
     return Invocation(config, config_arg, overridden, workdir, bool(fv["debug"].value),
-                      fv["verbosity"].value)
+                      fv["verbosity"].value, fv["task"].value, bool(fv["list"].value),
+                      bool(fv["summarize"].value),
+                      tuple(a for a in argv if a.startswith("--config.")))
 
 
 def quiet_logs(verbosity: Optional[int]) -> None:
@@ -232,8 +254,22 @@ def _holds_the_lock(config: Any) -> bool:
 
 
 def execute(inv: Invocation) -> Any:
-    """Validate the config, prepare and lock the workdir and run; the runner's result."""
+    """Validate the config, prepare the workdir and run; the runner's result (a study:
+    what its flags ask, `gan_dynamics.runners.study_run.execute`)."""
     config = dispatch.resolve_quick(inv.config, inv.overridden)
+    if config.get("runner") == "study":
+        from gan_dynamics.runners import study, study_run
+
+        command = study.python_command(__file__, inv.config_path, inv.override_args,
+                                       inv.workdir, inv.debug)
+        request = study.Request(inv.task, inv.list_tasks, inv.summarize, command,
+                                tuple(inv.overridden))
+        return study_run.execute(config, inv.workdir, request, run_config)
+    return run_config(config, inv.workdir)
+
+
+def run_config(config: Any, workdir: str) -> Any:
+    """Validate one run's resolved config, prepare and lock its workdir and run it."""
     if config.get("runner") in ("image", "sweep") and "parallel" in config:
         # Before anything starts JAX's backend (the checks build models abstractly).
         from gan_dynamics import parallel
@@ -243,16 +279,16 @@ def execute(inv: Invocation) -> Any:
     run = resolve_runner(config.runner)
     # Only a single process removes an empty workdir it created on failure: in a
     # multi-process run another process may be about to write there.
-    created = prepare_workdir(inv.workdir) and not config.get("parallel", {}).get(
+    created = prepare_workdir(workdir) and not config.get("parallel", {}).get(
         "distributed", False)
     try:
-        lock = (workdir_lock.hold(inv.workdir) if _holds_the_lock(config)
+        lock = (workdir_lock.hold(workdir) if _holds_the_lock(config)
                 else contextlib.nullcontext())
         with lock:  # released before an empty workdir is removed
-            return run(config, inv.workdir)
+            return run(config, workdir)
     except BaseException:
         if created:
-            _remove_if_empty(inv.workdir)
+            _remove_if_empty(workdir)
         raise
 
 

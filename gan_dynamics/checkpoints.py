@@ -39,8 +39,8 @@ DAMAGED_DIR = "damaged"
 # Config fields (and sections) a resume may change: they do not alter the trajectory.
 RESUMABLE_CHANGES = (
     "train.num_steps", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
-    "train.sample_every", "train.num_samples", "train.eval_every", "parallel", "eval",
-    "diagnostics", "data.data_dir", "data.num_workers", "data.prefetch",
+    "train.sample_every", "train.num_samples", "train.eval_every", "train.budget", "parallel",
+    "eval", "diagnostics", "data.data_dir", "data.num_workers", "data.prefetch",
 )
 
 

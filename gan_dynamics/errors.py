@@ -27,7 +27,15 @@ class UserError(ValueError):
 
 
 class NonFiniteLoss(UserError, FloatingPointError):
-    """Training produced a NaN/inf loss; the message names the last good checkpoint."""
+    """Training produced a NaN/inf loss; the message names the last good checkpoint.
+
+    `step` is the first step whose loss was not finite (None when unknown), for the
+    records of callers that keep many runs (a study marks the task diverged at it).
+    """
+
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.step = step
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

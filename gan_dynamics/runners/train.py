@@ -33,9 +33,18 @@ this module is the loop.
   loss or state raises `errors.NonFiniteLoss` naming the last good checkpoint. The
   metric writer and the checkpoint manager are closed on every exit (async saves
   finished).
+- Cost and time: every logged row carries `wall_seconds` (since the run started, summed
+  over its sessions, each session's compilation and first step excluded and logged as
+  `compile_seconds` in its first row) and `total_grad_evals` (cumulative gradient
+  evaluations, `info["grad_evals"]` summed on the device). Both are saved with every
+  checkpoint (`progress.json`), so a resumed run continues them. `train.budget` stops the
+  run cleanly (checkpoint, results.json, exit 0) at the first of its steps, gradient
+  evaluations or seconds reached; a rerun with the same budget trains no further. A
+  grad_evals or seconds budget waits for the device at every step to read them.
 
-Outputs in the workdir: `config.json`, `checkpoints/`, `metrics.jsonl` (one JSON object
-per logged step), `tensorboard/` (event files, written without TensorFlow via
+Outputs in the workdir: `config.json`, `checkpoints/`, `progress.json` (wall seconds and
+gradient evaluations at each checkpoint), `metrics.jsonl` (one JSON object per logged
+step), `tensorboard/` (event files, written without TensorFlow via
 tensorboardX), `samples/step_XXXXXXXX.png` (a grid from fixed latents, upscaled to at
 least 512 px), `loss_curves.png` and, at the end, `results.json`.
 """
@@ -44,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import sys
 import time
@@ -69,6 +79,8 @@ EvalHook = Callable[[int, TrainState, Callable[[jax.Array], jax.Array]], dict[st
 _SAMPLE_LATENTS = 0x5A4D
 # What the first non-finite step had: `Reporter._first_bad[1]`.
 _FINITE, _LOSS, _STATE = 0, 1, 2
+PROGRESS_FILE = "progress.json"
+BUDGETS = ("steps", "grad_evals", "seconds")
 
 
 def _track_first_bad(bad: jax.Array, f: jax.Array, g: jax.Array, state: TrainState,
@@ -116,6 +128,29 @@ def _name_last_checkpoint(ckpt: checkpoints.Checkpoints):
     return callback
 
 
+def read_progress(workdir: str, step: int) -> tuple[float, int]:
+    """(wall seconds, total gradient evaluations) saved with checkpoint `step`; zeros for
+    a fresh start or a checkpoint saved before these were kept."""
+    path = os.path.join(workdir, PROGRESS_FILE)
+    if step == 0 or not os.path.exists(path):
+        return 0.0, 0
+    with open(path) as f:
+        saved = json.load(f).get(str(step), {})
+    return float(saved.get("wall_seconds", 0.0)), int(saved.get("total_grad_evals", 0))
+
+
+def write_progress(workdir: str, step: int, wall_seconds: float, grad_evals: int) -> None:
+    """Add checkpoint `step`'s wall seconds and gradient evaluations to progress.json
+    (atomically; a fresh run starts the file anew)."""
+    path = os.path.join(workdir, PROGRESS_FILE)
+    saved = {}
+    if os.path.exists(path) and step > 0:
+        with open(path) as f:
+            saved = {k: v for k, v in json.load(f).items() if int(k) < step}
+    saved[str(step)] = {"wall_seconds": wall_seconds, "total_grad_evals": grad_evals}
+    write_json(path, saved)
+
+
 def _format_duration(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -139,6 +174,27 @@ class Reporter:
         # The first non-finite step and what was not finite, on the device.
         self._first_bad = jnp.asarray([-1, _FINITE], jnp.int32)
         self._track = jax.jit(_track_first_bad)
+        # Earlier sessions' wall time and cost, continued from the checkpoint's record.
+        self.wall_offset, self.grad_offset = read_progress(workdir, start)
+        self._grad_evals = jnp.zeros((), jnp.int32)  # this session's, summed on the device
+        self._count = jax.jit(lambda total, n: total + n.astype(jnp.int32))
+        self._loop_start = time.perf_counter()
+        self.budget = {k: self.config.train.get("budget", {}).get(k, 0) for k in BUDGETS}
+        self.budget_reached: tuple[str, int] | None = None  # (which, at step)
+
+    def wall_seconds(self) -> float:
+        """Wall-clock seconds of training so far, this session's compilation excluded."""
+        if self._first_done is None:
+            return self.wall_offset
+        return self.wall_offset + time.perf_counter() - self._first_done
+
+    def total_grad_evals(self) -> int:
+        """Cumulative gradient evaluations (waits for the device)."""
+        return self.grad_offset + int(jax.device_get(self._grad_evals))
+
+    def start_clock(self) -> None:
+        """Mark the start of the loop: the first step's time is its compilation."""
+        self._loop_start = time.perf_counter()
 
     def losses(self, step: int, metrics: dict[str, Any], state: TrainState,
                ckpt: checkpoints.Checkpoints) -> None:
@@ -150,13 +206,17 @@ class Reporter:
         before every checkpoint and log line.
         """
         self._first_bad = self._track(self._first_bad, metrics["f"], metrics["g"], state, step)
+        self._grad_evals = self._count(self._grad_evals, metrics["grad_evals"])
         if not (step == self.start + 1 or step % self.config.train.log_every == 0
                 or step == self.num_steps):
             return
         self.check(ckpt)
         m = {k: float(v) for k, v in jax.device_get(metrics).items() if np.ndim(v) == 0}
-        self.writer.write(step, m)
         now = time.perf_counter()  # average since the first step (compile excluded)
+        if self._first_done is None:
+            m["compile_seconds"] = now - self._loop_start
+        m.update(wall_seconds=self.wall_seconds(), total_grad_evals=self.total_grad_evals())
+        self.writer.write(step, m)
         if self._first_done is None:
             self._first_done, speed = now, "compiled and ran the first step"
         else:
@@ -165,6 +225,33 @@ class Reporter:
         if self.is_main:
             print(f"step {step}/{self.num_steps}  f={m['f']:.4g}  g={m['g']:.4g}  |  {speed}",
                   flush=True)
+
+    def reached(self, done: int) -> str | None:
+        """The budget reached after `done` steps ("steps", "grad_evals", "seconds"), or
+        None. Every process gets the same answer (process 0's clock decides seconds)."""
+        b = self.budget
+        which = None
+        if b["steps"] and done >= b["steps"]:
+            which = "steps"
+        elif b["grad_evals"] and self.total_grad_evals() >= b["grad_evals"]:
+            which = "grad_evals"
+        elif b["seconds"]:
+            jax.block_until_ready(self._grad_evals)  # the host's clock waits for the device
+            if self.wall_seconds() >= b["seconds"]:
+                which = "seconds"
+        if b["seconds"] and jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            code = multihost_utils.broadcast_one_to_all(
+                np.int32(BUDGETS.index(which) + 1 if which else 0))
+            which = BUDGETS[int(code) - 1] if int(code) else None
+        return which
+
+    def save_progress(self, done: int) -> None:
+        """progress.json's entry for the checkpoint of step `done` (process 0)."""
+        total = self.total_grad_evals()
+        if self.is_main:
+            write_progress(self.workdir, done, self.wall_seconds(), total)
 
     def check(self, ckpt: checkpoints.Checkpoints) -> None:
         """Raise NonFiniteLoss if any step so far had a non-finite loss or left a
@@ -177,7 +264,7 @@ class Reporter:
                      "gradient or a solver breakdown)").format(bad)
             raise NonFiniteLoss(
                 f"{found}; stopping. Last good checkpoint: {ckpt.last_good(bad)}. Lower the "
-                "learning rates or add a penalty, and start in a fresh --workdir.")
+                "learning rates or add a penalty, and start in a fresh --workdir.", step=bad)
 
     def after(self, done: int, state: TrainState) -> None:
         """Evaluation and sample grid of the parameters after `done` updates, when due."""
@@ -210,6 +297,10 @@ class Reporter:
                           for r in reversed(records) if any(k.startswith("eval/") for k in r)), {})
         write_json(os.path.join(self.workdir, "results.json"),
                    {"steps": step, "final_losses": final_losses, "last_eval": last_eval,
+                    "wall_seconds": final_losses.get("wall_seconds", 0.0),
+                    "total_grad_evals": final_losses.get("total_grad_evals", 0),
+                    "budget_reached": (None if self.budget_reached is None else
+                                       dict(zip(("budget", "step"), self.budget_reached))),
                     "config": self.config.to_dict()}, indent=1, default=str)
 
     def close(self) -> None:
@@ -247,18 +338,28 @@ def run(config: ml_collections.ConfigDict, workdir: str,
             print(("Resuming from checkpoint step " if restored is not None else "Training from step ")
                   + f"{start} to {t.num_steps} on {mesh.devices.size} device(s); workdir {workdir}",
                   flush=True)
+        already = report.reached(start) if start else None
+        if already:
+            report.budget_reached = (already, start)
+            if report.is_main:
+                print(f"The {already} budget was reached by step {start}; nothing to train.",
+                      flush=True)
+        end = start if already else t.num_steps
         inputs = loader.device_batches(loader.step_batches(
-            exp.source, start, t.num_steps, exp.n_sub, batch_size=batch, seed=config.seed,
+            exp.source, start, end, exp.n_sub, batch_size=batch, seed=config.seed,
             num_workers=config.data.num_workers), mesh, config.data.prefetch)
-        for step, batches in zip(range(start, t.num_steps), inputs):
+        report.start_clock()
+        for step, batches in zip(range(start, end), inputs):
             stop.step = done = step + 1
             state, metrics = train_step(state, batches)
             report.losses(done, metrics, state, ckpt)
             report.after(done, state)
             signum = stop.agreed(step)  # the same answer in every process
-            if done % t.checkpoint_every == 0 or done == t.num_steps or signum:
+            budget = report.reached(done)
+            if done % t.checkpoint_every == 0 or done == t.num_steps or signum or budget:
                 report.check(ckpt)  # never save a non-finite state, nor one that followed
                 ckpt.save(done, state)  # a non-finite loss
+                report.save_progress(done)
             if signum:
                 ckpt.manager.wait_until_finished()
                 if done == t.num_steps:  # the run is complete: report it as well
@@ -266,6 +367,12 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                 raise signals.Stopped(signum, f"Stopped by {signals.name(signum)}: saved "
                                       f"checkpoint step {done} in {ckpt.directory}; run the "
                                       "same command again to resume.")
+            if budget:
+                report.budget_reached = (budget, done)
+                if report.is_main:
+                    print(f"The {budget} budget ({report.budget[budget]}) was reached at "
+                          f"step {done}: saved checkpoint step {done}; stopping.", flush=True)
+                break
         # Also when no step was left: a run that finished but stopped before reporting.
         report.results(int(state.step))
     return state

@@ -85,6 +85,10 @@ def default_config() -> ml_collections.ConfigDict:
             "sample_every": 2_000,  # sample grid from fixed latents and loss-curve PNG
             "num_samples": 64,  # images in the grid (a square number)
             "eval_every": 10_000,  # eval hooks passed to `run`
+            # Stop cleanly (checkpoint, results.json, exit 0) at the first budget reached;
+            # 0: none. Seconds: wall-clock since the run started, compilation excluded;
+            # gradient evaluations: the optimizers' count (docs/design.md Sec. 4).
+            "budget": {"steps": 0, "grad_evals": 0, "seconds": 0.0},
         }
     )
     config.parallel = ml_collections.ConfigDict(
@@ -182,6 +186,17 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                  "sample_every", "eval_every", "num_samples"):
         if not is_positive_int(t[name]):
             raise UserError(f"config.train.{name}={t[name]!r} must be a positive integer.")
+    # Configs saved before budgets existed (a run's config.json) have none.
+    budget = t.get("budget", schema.train.budget)
+    unknown(budget, schema.train.budget, "config.train.budget")
+    for name in ("steps", "grad_evals", "seconds"):
+        value = budget.get(name, 0)
+        whole = name != "seconds"
+        if isinstance(value, (str, bool)) or not (
+                isinstance(value, int) if whole else isinstance(value, (int, float))) \
+                or not value >= 0:
+            raise UserError(f"config.train.budget.{name}={value!r} must be "
+                            f"{'an integer' if whole else 'a number'} >= 0 (0: no budget).")
     if math.isqrt(t.num_samples) ** 2 != t.num_samples:
         raise UserError(f"config.train.num_samples={t.num_samples} must be a square number "
                         "(e.g. 64) to fill the sample grid.")
