@@ -43,11 +43,12 @@ def test_radii_equal_sorted_distances_for_every_chunk_size():
                                    rtol=1e-12, atol=1e-12)
 
 
-def test_chunk_size_does_not_change_the_scores():
+def test_chunk_size_and_float32_products_do_not_change_the_scores():
     rng = np.random.default_rng(1)
     real, fake = rng.normal(size=(120, 6)), 1.2 * rng.normal(size=(90, 6)) + 0.3
-    results = {manifold.manifold_scores(real, fake, chunk_size=c) for c in (7, 32, 500)}
-    assert len(results) == 1
+    results = {manifold.manifold_scores(real, fake, chunk_size=c, product_dtype=p)
+               for c in (7, 32, 500) for p in manifold.PRODUCT_DTYPES}
+    assert len(results) == 1  # no pair is within float32 rounding of a radius
 
 
 def test_bad_input_fails_clearly():
@@ -55,6 +56,8 @@ def test_bad_input_fails_clearly():
         manifold.manifold_scores(np.zeros((5, 2)), np.zeros((9, 2)))
     with pytest.raises(ValueError, match="one d"):
         manifold.manifold_scores(np.zeros((9, 2)), np.zeros((9, 3)))
+    with pytest.raises(ValueError, match="product_dtype"):
+        manifold.manifold_scores(np.zeros((9, 2)), np.zeros((9, 2)), product_dtype="float16")
 
 
 def _features(n, d, seed, scale=1.0, shift=0.0):
@@ -62,8 +65,9 @@ def _features(n, d, seed, scale=1.0, shift=0.0):
     return np.abs(rng.normal(size=(n, d))) * scale + shift
 
 
+@pytest.mark.parametrize("product_dtype", manifold.PRODUCT_DTYPES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_precision_recall_equal_torch_fidelity(dtype):
+def test_precision_recall_equal_torch_fidelity(dtype, product_dtype):
     metric_prc = torch_references.torch_fidelity("metric_prc")
     import torch
 
@@ -73,7 +77,7 @@ def test_precision_recall_equal_torch_fidelity(dtype):
     want = metric_prc.prc_features_to_metric(
         torch.from_numpy(fake), torch.from_numpy(real), prc_neighborhood=3,
         prc_batch_size=10000, save_cpu_ram=False, verbose=False)
-    got = manifold.manifold_scores(real, fake, chunk_size=256)
+    got = manifold.manifold_scores(real, fake, chunk_size=256, product_dtype=product_dtype)
     assert 0.05 < got.precision < 0.95 and 0.05 < got.recall < 0.95  # not a trivial case
     # torch-fidelity returns float32 means of the same counts: equal to float32 rounding.
     assert got.precision == pytest.approx(want["precision"], abs=1e-7)

@@ -43,6 +43,7 @@ class ScoreOptions:
     precision_recall_k: int = manifold.PRECISION_RECALL_K
     density_coverage_k: int = manifold.DENSITY_COVERAGE_K
     chunk_size: int = manifold.DEFAULT_CHUNK  # block side of the k-NN and KID kernels
+    product_dtype: str = "float64"  # of the k-NN distances' products; "float32": 2x faster
     fid_inf_points: int = fid_infinity_lib.DEFAULT_POINTS
     fid_inf_seed: int = 0
 
@@ -107,6 +108,7 @@ def feature_scores(real: np.ndarray, fake: np.ndarray, names: Sequence[str] = SC
     if set(_MANIFOLD) & set(names):
         result = manifold.manifold_scores(
             real, fake, precision_recall_k=options.precision_recall_k,
-            density_coverage_k=options.density_coverage_k, chunk_size=options.chunk_size)
+            density_coverage_k=options.density_coverage_k, chunk_size=options.chunk_size,
+            product_dtype=options.product_dtype)
         out.update({name: getattr(result, name) for name in _MANIFOLD if name in names})
     return out
