@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+import types
 
 import ml_collections
 import numpy as np
@@ -114,6 +115,39 @@ def test_held_out_digits_beat_noise_on_every_metric(trained_run):
     assert good["critic"] > bad["critic"]
     assert (abs(good["ms_ssim"] - good["ms_ssim_test"])
             < abs(bad["ms_ssim"] - bad["ms_ssim_test"]))
+
+
+@pytest.mark.slow  # the run's classifier (cached by the fixture), its reference statistics
+def test_feature_scores_share_one_pass_and_one_n(trained_run):
+    config, exp, _ = trained_run
+    config = ml_collections.ConfigDict(config.to_dict())  # a copy
+    config.eval.update({"metrics": "classifier_is,kid,precision,recall,density,coverage,fid_inf",
+                        "features": "classifier", "num_samples": 96})
+    config.eval.scores.kid_subset_size = 32
+    test = images.open_dataset("sklearn_digits", split="test", image_size=16)
+    real = test.read(np.random.default_rng(0).permutation(test.num_examples)[:160])
+    with pytest.warns(UserWarning, match="has 64 images, fewer than num_samples=96"):
+        evaluator = evaluate.make_evaluator(config, exp, heldout=real[:64], log=None)
+    noise = np.random.default_rng(1).uniform(-1, 1, (96, 16, 16, 1)).astype(np.float32)
+    good, bad = evaluator.score(real[64:]), evaluator.score(noise)
+    for out in (good, bad):  # the counts beside the scores; both sides cut to 64
+        assert (out["num_samples"], out["num_heldout"], out["num_features"]) == (96, 64, 64)
+        assert (out["kid_subsets"], out["kid_subset_size"]) == (100, 32)
+        assert "resize_clean" not in out  # no Inception ran
+    assert good["kid"] < bad["kid"] and good["fid_inf"] < bad["fid_inf"]
+    for name in ("precision", "recall", "density", "coverage"):
+        assert good[name] > bad[name], name
+    # Only FID∞ has a held-out value: the others would compare the held-out set with itself.
+    assert {k for k in good if k.endswith("_test")} == {"classifier_is_test", "fid_inf_test"}
+
+
+def test_bad_resize_or_feature_network_fails_with_one_message():
+    exp = types.SimpleNamespace(image_shape=(16, 16, 1), z_dim=4)  # checked before it is used
+    for key, value in (("resize", "bicubic"), ("features", "vgg")):
+        bad = tiny_config()
+        bad.eval[key] = value
+        with pytest.raises(UserError, match="config.eval.resize must be one of"):
+            evaluate.make_evaluator(bad, exp, log=None)
 
 
 def test_bad_metric_names_and_workdirs_fail_with_one_message(tmp_path):

@@ -26,7 +26,9 @@ the package digit sets the fixed 10% of `data.images`) are cached as one .npz un
 architecture, training split (when not 'train') and a hash of every hyperparameter, so a
 changed option trains a new one.
 Convolutions are `models.layers.Conv` (matrix products on CPU, where XLA's convolution
-gradients are slow; XLA's native convolution on accelerators).
+gradients are slow; XLA's native convolution on accelerators). Training and scoring run
+at the highest matmul precision (`numerics.highest_precision`), so that a classifier and
+its features are the same on every accelerator.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from flax import traverse_util
 from gan_dynamics.data import images as image_data
 from gan_dynamics.data.images import ImageSource
 from gan_dynamics.errors import UserError
+from gan_dynamics.metrics import numerics
 from gan_dynamics.metrics.scores import default_cache_dir
 from gan_dynamics.models import layers
 
@@ -187,6 +190,7 @@ def make_train_chunk(module: nn.Module, tx: optax.GradientTransformation, flip: 
         return (optax.apply_updates(params, updates), opt_state, key), loss
 
     @jax.jit
+    @numerics.highest_precision
     def chunk(params, opt_state, key, x, y):
         (params, opt_state, key), losses = jax.lax.scan(step, (params, opt_state, key), (x, y))
         return params, opt_state, key, losses.mean()
@@ -225,6 +229,7 @@ def train(module: nn.Module, source: ImageSource, options: ClassifierOptions, *,
 
 
 @functools.partial(jax.jit, static_argnums=0)
+@numerics.highest_precision
 def _apply(module: nn.Module, params: Any, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     return module.apply({"params": params}, x)
 

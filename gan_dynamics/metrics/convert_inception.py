@@ -12,6 +12,7 @@ for this step only, and imported only here.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from typing import Any, Mapping, Optional
@@ -22,13 +23,15 @@ from gan_dynamics.errors import UserError
 from gan_dynamics.metrics import inception
 
 
+@functools.cache
 def prepare_torchvision() -> bool:
     """Make pytorch-fid's `import torchvision` work beside a CPU torch; False if absent.
 
     torchvision's compiled ops may be built for another torch. pytorch-fid uses only its
     model classes, so when the ops do not load, the two op schemas torchvision registers
-    fake kernels for at import are defined instead. Used by the reference test and
-    benchmark; needs torch.
+    fake kernels for at import are defined instead (once per process: a second definition
+    is an error). Used by the reference tests and benchmark (pytorch-fid, torch-fidelity);
+    needs torch.
     """
     import glob
     import importlib.util

@@ -19,8 +19,13 @@ Input path (pytorch-fid's `InceptionV3` with resize_input and normalize_input): 
 mode="bilinear", align_corners=False)`), then mapped to [-1, 1] by 2x - 1. Our generators
 and datasets give images in [-1, 1]; x ↦ (x + 1)/2, the resize and y ↦ 2y - 1 compose
 to the resize alone (its weights per output pixel sum to 1), which is what runs here, as
-two matrix products with torch's interpolation weights. Grayscale images are repeated to
-three channels.
+two matrix products with torch's interpolation weights (`resize.py`'s "pytorch_fid").
+The alternative, clean-fid's 8-bit PIL-bicubic resize and normalisation, is
+`make_extractor(..., resize="clean")`. Grayscale images are repeated to three channels.
+
+Precision: the extractor traces the network at the highest matmul precision
+(`numerics.highest_precision`): full float32 convolutions and matrix products on GPUs
+and TPUs as on CPUs, so that the features do not depend on the accelerator.
 
 Outputs: the pool3 features (2048, the global average pool before the classifier: FID's
 features) and the 1008 logits. By default the logits are pool3 @ W without the final
@@ -51,6 +56,8 @@ from jax.sharding import Mesh
 
 from gan_dynamics import parallel
 from gan_dynamics.errors import UserError
+from gan_dynamics.metrics import numerics
+from gan_dynamics.metrics import resize as resize_lib
 from gan_dynamics.metrics.scores import default_cache_dir
 from gan_dynamics.models import layers
 
@@ -69,41 +76,16 @@ Params = Any
 # ------------------------------------------------------------------------ the input path
 
 
-def _resize_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """(out, in) weights of torch's bilinear resize along one axis, align_corners=False.
-
-    Output pixel d reads source coordinate (d + 0.5)·in/out - 0.5, clamped below at 0;
-    it mixes pixels floor(src) and floor(src) + 1 (the last pixel twice at the far edge).
-    The coordinate is rounded as torch's float32 kernel rounds it (a float32 scale, one
-    fused multiply-add, rounded to float32): the weights then agree to float32 rounding.
-    """
-    f32 = np.float32
-    scale = np.float64(f32(in_size) / f32(out_size))
-    src = np.maximum((scale * (np.arange(out_size) + 0.5) - 0.5).astype(f32), f32(0))
-    low = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
-    high = np.minimum(low + 1, in_size - 1)
-    frac = (src - low.astype(f32)).astype(np.float64)
-    weights = np.zeros((out_size, in_size))
-    np.add.at(weights, (np.arange(out_size), low), 1.0 - frac)
-    np.add.at(weights, (np.arange(out_size), high), frac)
-    return weights.astype(np.float32)
-
-
-def preprocess(images: jax.Array) -> jax.Array:
-    """Images (B, H, W, C in {1, 3}) in [-1, 1] -> (B, 299, 299, 3) as the network expects."""
+def preprocess(images: jax.Array, resize: str = "pytorch_fid") -> jax.Array:
+    """Images (B, H, W, C in {1, 3}) in [-1, 1] -> (B, 299, 299, 3) as the network expects,
+    resized by `resize` ("pytorch_fid" or "clean"; `metrics.resize`)."""
     chex.assert_rank(images, 4)
     channels = images.shape[-1]
     if channels not in (1, 3):
         raise ValueError(f"Inception takes RGB or grayscale images (C = 3 or 1); got images "
                          f"of shape {images.shape}.")
-    _, h, w, _ = images.shape
-    x = images.astype(jnp.float32)
-    if (h, w) != (INPUT_SIZE, INPUT_SIZE):
-        rows = jnp.asarray(_resize_matrix(h, INPUT_SIZE))
-        cols = jnp.asarray(_resize_matrix(w, INPUT_SIZE))
-        # Resize the C channels before repeating grayscale: a third of the work.
-        x = jnp.einsum("yh,bhwc->bywc", rows, x, precision=lax.Precision.HIGHEST)
-        x = jnp.einsum("xw,bywc->byxc", cols, x, precision=lax.Precision.HIGHEST)
+    # Resize the C channels before repeating grayscale: a third of the work.
+    x = resize_lib.resize(images, INPUT_SIZE, resize)
     if channels == 1:
         x = jnp.repeat(x, 3, axis=-1)
     return x
@@ -257,16 +239,18 @@ class FIDInceptionV3(nn.Module):
 
     Returns (pool3 (B, 2048), logits (B, 1008)); logits without the final bias unless
     `logits_with_bias` (module docstring). `conv` is the convolution routine (`lax_conv`
-    or `gan_dynamics.models.layers.conv`: the same values, differently fast).
+    or `gan_dynamics.models.layers.conv`: the same values, differently fast); `resize`
+    how images reach 299x299 ("pytorch_fid" or "clean", `metrics.resize`).
     """
 
     logits_with_bias: bool = False
     conv: ConvFn = lax_conv
+    resize: str = "pytorch_fid"
 
     @nn.compact
     def __call__(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
         c = functools.partial(BasicConv, conv=self.conv)
-        x = preprocess(images)
+        x = preprocess(images, self.resize)
         x = c(32, 3, strides=2, name="Conv2d_1a_3x3")(x)
         x = c(32, 3, name="Conv2d_2a_3x3")(x)
         x = c(64, 3, padding=1, name="Conv2d_2b_3x3")(x)
@@ -375,17 +359,20 @@ def load_params(path: Optional[str] = None, logits_with_bias: bool = False) -> P
 
 
 def make_extractor(params: Params, mesh: Mesh, *, logits_with_bias: bool = False,
-                   conv: ConvFn = lax_conv) -> Callable[[Any], tuple[jax.Array, jax.Array]]:
+                   conv: ConvFn = lax_conv, resize: str = "pytorch_fid",
+                   ) -> Callable[[Any], tuple[jax.Array, jax.Array]]:
     """A jitted images -> (pool3, logits), the batch sharded over the mesh's 'data' axis.
 
     Images: (B, H, W, C) in [-1, 1], numpy or jax; B must divide over the mesh's devices.
-    The parameters are put on every device once, here.
+    The parameters are put on every device once, here. The network runs at the highest
+    matmul precision (module docstring); `resize`: "pytorch_fid" or "clean".
     """
-    model = FIDInceptionV3(logits_with_bias=logits_with_bias, conv=conv)
+    model = FIDInceptionV3(logits_with_bias=logits_with_bias, conv=conv,
+                           resize=resize_lib.check_mode(resize))
     replicated = parallel.replicated(mesh)
     batch = parallel.batch_sharding(mesh)
     params = jax.device_put(params, replicated)
-    apply = jax.jit(model.apply, in_shardings=(replicated, batch),
+    apply = jax.jit(numerics.highest_precision(model.apply), in_shardings=(replicated, batch),
                     out_shardings=(batch, batch),
                     compiler_options=layers.native_conv_compiler_options())
 

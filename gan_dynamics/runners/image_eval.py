@@ -19,6 +19,13 @@ Metrics (Fedus et al. 2018, Sec. 5; docs/metrics.md) and the names they log:
   inception_score  ImageNet Inception Score (`inception`, `scores`): `inception_score`,
                    `inception_score_std`. Needs the converted Inception weights.
   fid              FID against the training split's Inception statistics: `fid`.
+  kid, precision, recall, density, coverage, fid_inf
+                   the scores of `feature_scores` (docs/metrics.md) from one pass of
+                   `features` ("inception" or "classifier") over the samples: KID
+                   (`kid`, `kid_std`, `kid_subsets`, `kid_subset_size`), precision and
+                   recall (k = 3), density and coverage (k = 5) against the held-out
+                   images' features at the same N (`num_features`), and FID∞
+                   (`fid_inf`, `fid_inf_slope`) against the training split's statistics.
 
 Data. Samples come from `num_samples` latents fixed by `seed` (the same at every
 evaluation, so changes between steps are the generator's). Held-out real images come
@@ -31,6 +38,10 @@ evaluated on the second halves. FID references (whole training split) are cached
 Every evaluation also reports the held-out images' own values, `<name>_test`
 (`classifier_is_test`, `classifier_fid_test`, `ms_ssim_test`, ...; the same at every step):
 the level real data reaches with as many images, Fedus et al.'s "test set" reference.
+A held-out split with fewer than `num_samples` images is announced with a warning: its
+values then come from fewer images than the samples'. Every evaluation records
+`num_samples` and `num_heldout`, and, when the Inception runs, `resize_clean` (1: the
+"clean" resize, 0: pytorch-fid's; `config.eval.resize`).
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from typing import Any, Callable, Optional, Sequence
 
 import jax
@@ -47,13 +59,22 @@ import numpy as np
 from gan_dynamics.errors import UserError, did_you_mean
 from gan_dynamics.metrics import classifier as classifier_lib
 from gan_dynamics.metrics import critic as critic_lib
+from gan_dynamics.metrics import feature_scores
 from gan_dynamics.metrics import ms_ssim as ms_ssim_lib
+from gan_dynamics.metrics import resize as resize_lib
 from gan_dynamics.metrics import scores
 from gan_dynamics.outputs import read_metrics, write_json
 from gan_dynamics.runners import open_run
-from gan_dynamics.runners.train_config import METRICS, build, eval_section
+from gan_dynamics.runners.train_config import FEATURE_SCORES, METRICS, build, eval_section
 from gan_dynamics.runners.train_step import generate_fn
 
+# The scores of `feature_scores` an evaluation offers (train_config.FEATURE_SCORES); all
+# but fid_inf compare the samples with the held-out images, so they have no `<name>_test`.
+_AGAINST_HELDOUT = ("kid", "precision", "recall", "density", "coverage")
+FEATURE_NETWORKS = ("inception", "classifier")
+# Counts and switches recorded beside the scores (no `<name>_test` of them).
+_RECORDS = ("num_samples", "num_heldout", "num_features", "kid_subsets", "kid_subset_size",
+            "fid_inf_slope", "resize_clean")
 # A fixed order of the held-out split (independent of the run's seed): the package digit
 # sets are sorted by class, and pairs/halves must mix classes.
 _HELDOUT_ORDER_SEED = 0xE7A1
@@ -98,6 +119,10 @@ class Evaluator:
     classifier_reference: Optional[tuple[np.ndarray, np.ndarray]] = None
     inception: Optional[Callable[[Any], tuple[jax.Array, jax.Array]]] = None
     inception_reference: Optional[tuple[np.ndarray, np.ndarray]] = None
+    resize: str = "pytorch_fid"
+    feature_network: str = "inception"  # of the feature scores
+    score_options: feature_scores.ScoreOptions = feature_scores.ScoreOptions()
+    heldout_features: Optional[np.ndarray] = None  # the feature scores' real side
     reference: dict[str, float] = dataclasses.field(default_factory=dict)  # <name>_test
 
     def samples(self, generate: Callable[[jax.Array], jax.Array]) -> np.ndarray:
@@ -105,21 +130,35 @@ class Evaluator:
         return np.concatenate([np.asarray(generate(self.latents[i:i + self.batch_size]))
                                for i in range(0, self.latents.shape[0], self.batch_size)])
 
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """The feature scores' features of `images` (one pass of `feature_network`)."""
+        if self.feature_network == "classifier":
+            return classifier_lib.logits_and_features(self.classifier, images,
+                                                      self.batch_size)[1]
+        return _batched(self.inception, images, self.batch_size)[0]
+
     def score(self, images: np.ndarray) -> dict[str, float]:
-        """Every configured metric of `images` (N, H, W, C) in [-1, 1]."""
-        out: dict[str, float] = {}
+        """Every configured metric of `images` (N, H, W, C) in [-1, 1]; each network runs
+        once over the images, whatever the metrics that read its outputs."""
+        out: dict[str, float] = {"num_samples": len(images), "num_heldout": len(self.heldout)}
         m = self.metrics
-        if "classifier_is" in m or "classifier_fid" in m:
+        names = [n for n in m if n in FEATURE_SCORES]
+        by_network = {}  # the feature scores' features, from the pass that computes them
+        if ("classifier_is" in m or "classifier_fid" in m
+                or (names and self.feature_network == "classifier")):
             logits, features = classifier_lib.logits_and_features(self.classifier, images,
                                                                   self.batch_size)
+            by_network["classifier"] = features
             if "classifier_is" in m:
                 out["classifier_is"], out["classifier_is_std"] = scores.inception_score(
                     logits, min(self.is_splits, len(images)))
             if "classifier_fid" in m:
                 out["classifier_fid"] = scores.frechet_distance(
                     *scores.gaussian_statistics(features), *self.classifier_reference)
-        if "inception_score" in m or "fid" in m:
+        if "inception_score" in m or "fid" in m or (names and self.feature_network == "inception"):
             pool, logits = _batched(self.inception, images, self.batch_size)
+            by_network["inception"] = pool
+            out["resize_clean"] = float(self.resize == "clean")
             if "inception_score" in m:
                 out["inception_score"], out["inception_score_std"] = scores.inception_score(
                     logits, min(self.is_splits, len(images)))
@@ -134,6 +173,14 @@ class Evaluator:
                 self.heldout[real_half:], images[fake_half:], self.critic_options)
         if "ms_ssim" in m:
             out["ms_ssim"] = ms_ssim_lib.mean_pairwise_ms_ssim(images)
+        if names:
+            features = by_network[self.feature_network]
+            reference = (self.classifier_reference if self.feature_network == "classifier"
+                         else self.inception_reference)
+            n = min(len(features), len(self.heldout_features))  # the same N (warned once)
+            out.update(feature_scores.feature_scores(
+                self.heldout_features[:n], features[:n], names, self.score_options,
+                reference_statistics=reference))
         return {**out, **self.reference}
 
     def __call__(self, generate: Callable[[jax.Array], jax.Array]) -> dict[str, float]:
@@ -184,6 +231,14 @@ def make_evaluator(config: ml_collections.ConfigDict, exp: Any, *,
                         f"is_splits >= 1; got {num_samples}, {batch_size}, {section.is_splits}.")
     critic_options = section_options(critic_lib.CriticOptions, section.critic, "critic")
     clf_options = section_options(classifier_lib.ClassifierOptions, section.classifier, "classifier")
+    score_options = section_options(feature_scores.ScoreOptions, section.get("scores", {}),
+                                    "scores")
+    resize = section.get("resize", "pytorch_fid")
+    network = section.get("features", "inception")
+    if resize not in resize_lib.MODES or network not in FEATURE_NETWORKS:
+        raise UserError(f"config.eval.resize must be one of {list(resize_lib.MODES)} and "
+                        f"config.eval.features one of {list(FEATURE_NETWORKS)}; got "
+                        f"{resize!r}, {network!r}.")
     size = int(exp.image_shape[0])
     if heldout is None:
         source = _open(config, section.split)
@@ -193,39 +248,60 @@ def make_evaluator(config: ml_collections.ConfigDict, exp: Any, *,
     if heldout.shape[1:] != tuple(exp.image_shape):
         raise UserError(f"Held-out images have shape {heldout.shape[1:]}, the generator makes "
                         f"{tuple(exp.image_shape)}.")
+    if len(heldout) < num_samples:
+        warnings.warn(
+            f"config.eval.split {section.split!r} has {len(heldout)} images, fewer than "
+            f"num_samples={num_samples}: the held-out values (<name>_test) come from "
+            f"{len(heldout)} images and the samples' from {num_samples}, so scores that "
+            f"depend on N differ between them by N too; the feature scores compare "
+            f"{len(heldout)} of each.", stacklevel=2)
     latents = jax.random.normal(jax.random.fold_in(jax.random.key(int(section.seed)), _LATENT_KEY),
                                 (num_samples, exp.z_dim))
     ev = Evaluator(metrics, latents, batch_size, int(section.is_splits), heldout,
-                   int(section.seed), critic_options)
-    needs_train = {"classifier_fid", "fid"} & set(metrics)
-    if needs_train and train_source is None:
+                   int(section.seed), critic_options, resize=resize, feature_network=network,
+                   score_options=score_options)
+    featured = bool(set(FEATURE_SCORES) & set(metrics))
+    uses = {"classifier": {"classifier_is", "classifier_fid"} & set(metrics)
+            or (featured and network == "classifier"),
+            "inception": {"inception_score", "fid"} & set(metrics)
+            or (featured and network == "inception")}
+    references = {"classifier": "classifier_fid" in metrics
+                  or ("fid_inf" in metrics and network == "classifier"),
+                  "inception": "fid" in metrics
+                  or ("fid_inf" in metrics and network == "inception")}
+    if any(references.values()) and train_source is None:
         train_source = _open(config, config.data.split)
-    if {"classifier_is", "classifier_fid"} & set(metrics):
+    if uses["classifier"]:
         ev.classifier = classifier_lib.load_or_train(
             config.data.name, size, clf_options, data_dir=config.data.data_dir or None,
             train_split=config.data.split, train_source=train_source, log=log)
-        if "classifier_fid" in metrics:
+        if references["classifier"]:
             features = lambda x: classifier_lib.logits_and_features(ev.classifier, x)[1]
             ev.classifier_reference = scores.reference_statistics(
                 train_source, config.data.split, f"classifier_{ev.classifier.name}", features,
                 batch_size=batch_size)
-    if {"inception_score", "fid"} & set(metrics):
+    if uses["inception"]:
         from gan_dynamics import parallel
         from gan_dynamics.metrics import inception
 
         mesh = parallel.make_mesh(int(config.parallel.num_devices))
         extractor = inception.make_extractor(
-            inception.load_params(section.inception_weights or None), mesh)
+            inception.load_params(section.inception_weights or None), mesh, resize=resize)
         ev.inception = extractor
-        if "fid" in metrics:
+        if references["inception"]:
+            # Statistics under the clean resize are other numbers: another cache entry.
+            name = "inception_pool3" if resize == "pytorch_fid" else f"inception_pool3_{resize}"
             ev.inception_reference = scores.reference_statistics(
-                train_source, config.data.split, "inception_pool3",
+                train_source, config.data.split, name,
                 lambda x: np.asarray(extractor(x)[0]), batch_size=batch_size)
+    if featured:
+        ev.heldout_features = ev.features(heldout)  # one pass, once
     # The held-out images' own values: the reference lines of plots. The critic's is 0 by
-    # construction, and it is left out.
-    ev.metrics = tuple(n for n in metrics if n != "critic")
+    # construction and the feature scores against the held-out images compare them with
+    # themselves: they are left out.
+    ev.metrics = tuple(n for n in metrics if n != "critic" and n not in _AGAINST_HELDOUT)
     ev.reference = {f"{k}_test": v for k, v in ev.score(heldout).items()
-                    if not k.endswith("_std")}
+                    if not k.endswith("_std") and k not in _RECORDS}
     ev.metrics = metrics
     return ev
 

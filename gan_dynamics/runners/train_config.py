@@ -20,6 +20,7 @@ from gan_dynamics import objectives, penalties
 from gan_dynamics.errors import UserError, did_you_mean
 from gan_dynamics.metrics import classifier as classifier_lib
 from gan_dynamics.metrics import critic as critic_lib
+from gan_dynamics.metrics import feature_scores
 from gan_dynamics.optimizers import create as create_optimizer
 from gan_dynamics.optimizers.base import GameOptimizer
 from gan_dynamics.checks import check_value, is_positive_int
@@ -106,7 +107,9 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 # Sample metrics `config.eval.metrics` may name (`image_eval`; docs/metrics.md).
-METRICS = ("classifier_is", "classifier_fid", "critic", "ms_ssim", "inception_score", "fid")
+FEATURE_SCORES = ("kid", "precision", "recall", "density", "coverage", "fid_inf")
+METRICS = ("classifier_is", "classifier_fid", "critic", "ms_ssim", "inception_score", "fid",
+           *FEATURE_SCORES)
 
 
 def eval_section() -> ml_collections.ConfigDict:
@@ -121,6 +124,9 @@ def eval_section() -> ml_collections.ConfigDict:
         "classifier": dataclasses.asdict(classifier_lib.ClassifierOptions()),
         "critic": dataclasses.asdict(critic_lib.CriticOptions()),
         "inception_weights": "",  # converted .npz; "": the cache's default path
+        "resize": "pytorch_fid",  # to the Inception's 299x299: "pytorch_fid" | "clean"
+        "features": "inception",  # network of the feature scores: "inception" | "classifier"
+        "scores": dataclasses.asdict(feature_scores.ScoreOptions()),
     })
 
 
