@@ -378,19 +378,21 @@ def make_extractor(params: Params, mesh: Mesh, *, logits_with_bias: bool = False
                    conv: ConvFn = lax_conv) -> Callable[[Any], tuple[jax.Array, jax.Array]]:
     """A jitted images -> (pool3, logits), the batch sharded over the mesh's 'data' axis.
 
-    Images: (B, H, W, C) in [-1, 1], numpy or jax; B must divide over the mesh's devices.
-    The parameters are put on every device once, here.
+    Images: (B, H, W, C) in [-1, 1], numpy or jax, the same in every process; B must
+    divide over the mesh's devices. The parameters are put on every device once, here.
+    Each process places its own devices' rows and gets the whole outputs back as numpy
+    (an all-gather), so the extractor works when the mesh spans processes.
     """
     model = FIDInceptionV3(logits_with_bias=logits_with_bias, conv=conv)
     replicated = parallel.replicated(mesh)
     batch = parallel.batch_sharding(mesh)
-    params = jax.device_put(params, replicated)
+    params = jax.tree.map(lambda p: parallel.put_rows(p, replicated), params)
     apply = jax.jit(model.apply, in_shardings=(replicated, batch),
                     out_shardings=(batch, batch),
                     compiler_options=layers.native_conv_compiler_options())
 
     def extract(images):
         parallel.check_batch_size(images.shape[0], mesh)
-        return apply(params, images)
+        return parallel.to_host(apply(params, parallel.put_rows(images, batch)))
 
     return extract
