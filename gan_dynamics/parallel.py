@@ -78,6 +78,37 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
         )
 
 
+def put_rows(host: Any, sharding: NamedSharding) -> jax.Array:
+    """A host array (the same in every process) as a global array with `sharding`.
+
+    Each process places only its own devices' parts, so this works when the mesh spans
+    processes, where a `device_put` or a jit of a numpy array onto such a sharding is
+    refused ("Passing non-trivial shardings for numpy inputs is not allowed").
+    """
+    x = np.asarray(host)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+
+def to_host(tree: Any) -> Any:
+    """Arrays sharded over a mesh, whole, as numpy in every process (with several
+    processes an all-gather: every process must call it at the same point)."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def in_every_process(flag: bool) -> bool:
+    """Whether `flag` holds in every process (an all-gather with several processes:
+    every process must call it at the same point)."""
+    if jax.process_count() == 1:
+        return bool(flag)
+    from jax.experimental import multihost_utils
+
+    return bool(np.min(multihost_utils.process_allgather(np.int32(bool(flag)))))
+
+
 def global_batch(local: Any, sharding: NamedSharding, batch_axis: int = 0) -> Any:
     """Assemble a global array from each process's rows (a pytree of numpy arrays).
 

@@ -104,3 +104,60 @@ def test_two_nprocequal_one_process_and_checkpoints_move_between_them(tmp_path,
     _run(tmp_path, "one_then_two", optimizer, num_steps=3, nproc=1)
     _run(tmp_path, "one_then_two", optimizer, num_steps=5, nproc=2)
     _assert_same_run(tmp_path, "one", "one_then_two", range(1, 6), last=5)
+
+
+# The Inception Score and FID of a fixed image set through the evaluator, with a random
+# Inception (no weights to download): process 0 saves the features and the scores.
+_SCORES = textwrap.dedent("""
+    import sys
+
+    import jax
+    import numpy as np
+
+    from gan_dynamics import parallel
+    from gan_dynamics.metrics import critic, inception, scores
+    from gan_dynamics.runners import image_eval
+
+    processes, process_id, port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    if processes > 1:
+        jax.distributed.initialize(f"localhost:{port}", processes, process_id)
+    mesh = parallel.make_mesh(0)
+    rng = np.random.default_rng(0)
+    images, real = rng.uniform(-1, 1, (2, 8, 32, 32, 3)).astype(np.float32)
+    params = jax.jit(inception.FIDInceptionV3().init)(jax.random.key(0), images[:1])
+    extract = inception.make_extractor(params, mesh)
+    reference = scores.gaussian_statistics(extract(real)[0])
+    evaluator = image_eval.Evaluator(("inception_score", "fid"), np.zeros((8, 1)), 4, 2,
+                                     real, 0, critic.CriticOptions(), inception=extract,
+                                     inception_reference=reference)
+    pool, logits = extract(images)
+    result = evaluator.score(images)
+    if jax.process_index() == 0:
+        np.savez(out, pool=pool, logits=logits, **result)
+""")
+
+
+@pytest.mark.slow  # a random Inception-v3 at 299 px in three JAX processes: minutes
+def test_inception_score_and_fid_of_two_processes_equal_one_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "scores.py"
+    script.write_text(_SCORES)
+    saved = {}
+    for n in (1, 2):
+        env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=processes.ROOT,
+                   XLA_FLAGS=f"--xla_force_host_platform_device_count={4 // n}")
+        port = str(processes.free_port())
+        out = str(tmp_path / f"{n}.npz")
+        procs = [subprocess.Popen([sys.executable, str(script), str(n), str(i), port, out],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=env) for i in range(n)]
+        for status, _, err in processes.finish(procs, TIMEOUT):
+            assert status == 0, err[-3000:]
+        with np.load(out) as f:
+            saved[n] = dict(f)
+    for key in ("pool", "logits", "inception_score", "inception_score_std", "fid"):
+        np.testing.assert_allclose(saved[2][key], saved[1][key], rtol=1e-4, atol=1e-5,
+                                   err_msg=key)

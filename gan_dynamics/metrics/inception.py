@@ -363,21 +363,24 @@ def make_extractor(params: Params, mesh: Mesh, *, logits_with_bias: bool = False
                    ) -> Callable[[Any], tuple[jax.Array, jax.Array]]:
     """A jitted images -> (pool3, logits), the batch sharded over the mesh's 'data' axis.
 
-    Images: (B, H, W, C) in [-1, 1], numpy or jax; B must divide over the mesh's devices.
-    The parameters are put on every device once, here. The network runs at the highest
-    matmul precision (module docstring); `resize`: "pytorch_fid" or "clean".
+    Images: (B, H, W, C) in [-1, 1], numpy or jax, the same in every process; B must
+    divide over the mesh's devices. The parameters are put on every device once, here.
+    Each process places its own devices' rows and gets the whole outputs back as numpy
+    (an all-gather), so the extractor works when the mesh spans processes. The network
+    runs at the highest matmul precision (module docstring); `resize`: "pytorch_fid" or
+    "clean".
     """
     model = FIDInceptionV3(logits_with_bias=logits_with_bias, conv=conv,
                            resize=resize_lib.check_mode(resize))
     replicated = parallel.replicated(mesh)
     batch = parallel.batch_sharding(mesh)
-    params = jax.device_put(params, replicated)
+    params = jax.tree.map(lambda p: parallel.put_rows(p, replicated), params)
     apply = jax.jit(numerics.highest_precision(model.apply), in_shardings=(replicated, batch),
                     out_shardings=(batch, batch),
                     compiler_options=layers.native_conv_compiler_options())
 
     def extract(images):
         parallel.check_batch_size(images.shape[0], mesh)
-        return apply(params, images)
+        return parallel.to_host(apply(params, parallel.put_rows(images, batch)))
 
     return extract

@@ -37,6 +37,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
+from gan_dynamics import parallel
 from gan_dynamics.data.images import ImageSource
 
 
@@ -223,10 +224,15 @@ def reference_statistics(source: ImageSource, split: str, extractor: str,
     """
     path = reference_statistics_path(source.name, split, source.image_shape[0], extractor,
                                      cache_dir)
+    cached = None
     if os.path.exists(path):
         with np.load(path) as f:
             if int(f["num_examples"]) == source.num_examples:
-                return f["mu"], f["sigma"]
+                cached = f["mu"], f["sigma"]
+    # With several processes all compute when one has no cache (hosts may have their
+    # own): `features_fn` may be a collective, an extractor whose mesh spans processes.
+    if parallel.in_every_process(cached is not None):
+        return cached
     mu, sigma = statistics_of_source(source, features_fn, batch_size)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp.npz"  # written whole, then renamed: no torn cache files

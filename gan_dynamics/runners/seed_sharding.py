@@ -6,7 +6,7 @@ the one-axis mesh "seeds" (`seed_mesh`). Inside a device its runs go in groups o
 (`lax.map` batches), so the step's working set is one group's whatever the number of
 seeds (`compile_cell`; docs/sweeps.md: throughput and memory). With several processes
 every process builds the same host arrays and puts them on the global mesh (`put_runs`)
-and fetches results whole with an all-gather (`to_host`).
+and fetches results whole with an all-gather (`parallel.to_host`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from gan_dynamics.parallel import put_rows, to_host
 from gan_dynamics.runners import synthetic_train
 from gan_dynamics.runners.sweep_settings import TARGET_CHUNKS
 
@@ -55,21 +56,11 @@ def is_writer() -> bool:
 
 def put_runs(x: Any, sharding: NamedSharding) -> Array:
     """A host array (the same in every process) as a global array with `sharding`; keys
-    as keys. Each process places only its own devices' rows, so this works when the
-    mesh spans processes, where `device_put` of a host array does not."""
+    as keys (`parallel.put_rows`: works when the mesh spans processes)."""
     if is_key(x):
         data = put_runs(np.asarray(jax.random.key_data(x)), sharding)
         return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
-    x = np.asarray(x)
-    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
-
-
-def to_host(tree: Any) -> Any:
-    """Arrays sharded over the mesh, whole, as numpy in every process (with several
-    processes an all-gather: every process must call it at the same point)."""
-    if jax.process_count() == 1:
-        return jax.device_get(tree)
-    return multihost_utils.process_allgather(tree, tiled=True)
+    return put_rows(x, sharding)
 
 
 def sync(name: str) -> None:

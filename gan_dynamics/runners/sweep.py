@@ -62,10 +62,10 @@ from gan_dynamics import signals
 from gan_dynamics.checks import check_value
 from gan_dynamics.errors import UserError
 from gan_dynamics.outputs import write_json
+from gan_dynamics.parallel import to_host
 from gan_dynamics.runners import synthetic_run, synthetic_train
 from gan_dynamics.runners.seed_sharding import (SEED_AXIS, compile_cell, is_writer, put_runs,
-                                                run_layout, seed_keys, seed_mesh, sync,
-                                                to_host)
+                                                run_layout, seed_keys, seed_mesh, sync)
 from gan_dynamics.runners.summaries import summarise
 from gan_dynamics.runners.sweep_checkpoints import restore_checkpoint, save_checkpoint
 from gan_dynamics.runners.sweep_settings import (Part, cell_config, cell_fingerprint,
