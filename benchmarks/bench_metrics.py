@@ -10,9 +10,10 @@ weights: the speed does not depend on their values) in the same run, on the same
 the two alternate, and each figure is the median over `--repeats` batches after a
 warm-up (compilation). Also the projected time to score 50,000 samples.
 
-Prints a table and writes JSON (one entry per section) to
-benchmarks/results/bench_metrics.json. A section is a function `args -> (rows, result)`
-in SECTIONS; rows are (name, images/s, note) for the table.
+Prints a table and writes JSON (one entry per section) to bench_metrics.json in --out
+(default runs/benchmarks/; `--out=benchmarks/results` updates the committed file). A
+section is a function `args -> (rows, result)` in SECTIONS; rows are (name, images/s,
+note) for the table.
 
 Section `classifier`: images/s of the dataset classifiers of classifier-IS/FID (small CNN
 at 16 and 32 px, VGG at 32x32x3), inference and training (`bench_classifier`).
@@ -27,19 +28,19 @@ import platform
 import statistics
 import sys
 import time
+from typing import Optional, Sequence
 
 import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results_io import write_json  # noqa: E402
+from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 from gan_dynamics import parallel  # noqa: E402
 from gan_dynamics.errors import UserError  # noqa: E402
 from gan_dynamics.metrics import convert_inception, inception  # noqa: E402
 from gan_dynamics.models import layers  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 NUM_SAMPLES = 50_000  # a full FID / IS evaluation
 
 
@@ -178,7 +179,7 @@ def bench_classifier(args):
 SECTIONS = {"inception": bench_inception, "classifier": bench_classifier}
 
 
-def main() -> int:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated, of {list(SECTIONS)}")
@@ -187,8 +188,12 @@ def main() -> int:
     parser.add_argument("--no-torch", action="store_true", help="skip the torch references")
     parser.add_argument("--im2col", action="store_true",
                         help="also time the Inception with layers.conv's im2col convolutions")
-    parser.add_argument("--out", default=os.path.join(HERE, "results", "bench_metrics.json"))
-    args = parser.parse_args()
+    add_out_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main() -> int:
+    args = parse_args()
     try:
         names = [s for s in args.sections.split(",") if s]
         unknown = sorted(set(names) - set(SECTIONS))
@@ -208,11 +213,12 @@ def main() -> int:
         print(e, file=sys.stderr)
         return 2
     existing = {}
-    if os.path.exists(args.out):  # keep the sections not rerun
-        with open(args.out) as fh:
+    previous = os.path.join(args.out, "bench_metrics.json")
+    if os.path.exists(previous):  # keep the sections not rerun
+        with open(previous) as fh:
             existing = json.load(fh)
     print()
-    write_json(args.out, {**existing, **results})
+    write_json(args.out, "bench_metrics.json", {**existing, **results})
     return 0
 
 
