@@ -201,6 +201,24 @@ def test_bad_input(row, tmp_path, tiny, capsys):
         assert not os.path.exists(workdir)
 
 
+def test_config_directory_lists_its_experiment_configs(tmp_path, capsys):
+    status = RUN.main(["run.py", f"--config={EXP}/", f"--workdir={tmp_path / 'wd'}"])
+    err = capsys.readouterr().err
+    assert status == 2 and "is a directory" in error_line(err), err
+    listed = [line.split()[0] for line in err.splitlines()[1:]]
+    assert any(p.endswith("bilinear.py") for p in listed), err
+    assert not [p for p in listed if p.endswith(("run.py", "plots.py", "evaluate.py"))], err
+    assert "Bilinear game" in err  # with its docstring's first line
+
+
+def test_a_missing_config_is_matched_only_against_configs(tmp_path, capsys):
+    assert RUN.main(["run.py", f"--config={EXP}/evaluat.py"]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert "does not exist" in line and "evaluate.py" not in line, line
+    assert RUN.main(["run.py", f"--config={EXP}/bilinea.py"]) == 2
+    assert "bilinear.py" in error_line(capsys.readouterr().err)
+
+
 def test_quick_keeps_keys_the_command_line_set(tmp_path):
     from gan_dynamics.runners import dispatch
     from gan_dynamics.runners import sweep, synthetic_run
