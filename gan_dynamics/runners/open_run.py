@@ -12,6 +12,7 @@ the seed, `train_step.init_state`).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from typing import Any, NamedTuple, Optional
 
@@ -48,22 +49,59 @@ def load_config_file(config_path: str) -> ml_collections.ConfigDict:
                         f"{type(err).__name__}: {err}") from err
 
 
+# Where the other runners leave their scores ({w}: the workdir), for the message that
+# sends a user there instead of to an image run's tools.
+_RESULTS_OF = {
+    "synthetic": "its scores (final squared parameter error and W2² against a random "
+                 "generator's) are in {w}/results.json, over time in {w}/metrics.npz and "
+                 "drawn in {w}/snapshots.png",
+    "sweep": "its scores are in {w}/summary.json; draw them with python "
+             "experiments/plots.py --workdir={w}",
+    "toy_game": "its results are in {w}/results.json, drawn in {w}/distance.png",
+    "mix_gaussians": "its scores are in {w}/results.json, drawn in {w}/mix_gaussians.png",
+}
+
+
+def saved_runner(workdir: str) -> Optional[str]:
+    """The runner of the run in `workdir`, from the config its results.json or
+    summary.json hold (the runners other than "image" save no config.json); None if
+    neither names one."""
+    for name in ("results.json", "summary.json"):
+        try:
+            with open(os.path.join(workdir, name)) as f:
+                runner = json.load(f).get("config", {}).get("runner")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(runner, str):
+            return runner
+    return None
+
+
+def not_an_image_run(workdir: str, runner: str) -> UserError:
+    """The error for a tool of image runs pointed at another runner's workdir."""
+    where = _RESULTS_OF.get(runner, "see the files it wrote there").format(w=workdir)
+    return UserError(f"{workdir} holds a {runner!r} run, not an image run: only image runs "
+                     f"have a generator's checkpoints to score or inspect; {where}.")
+
+
 def load_config(workdir: str, config: Optional[ml_collections.ConfigDict] = None,
                 config_path: str = "") -> ml_collections.ConfigDict:
     """The run's config: `config`, else the experiment file `config_path`, else the
     `workdir/config.json` the run saved. UserError when none is usable or the run is not
-    an image run."""
+    an image run (naming where that run's results are)."""
     if config is None and config_path:
         config = load_config_file(config_path)
     if config is None:
         saved = checkpoints.read_config(workdir)
         if saved is None:
+            runner = saved_runner(workdir)
+            if runner is not None and runner != "image":
+                raise not_an_image_run(workdir, runner)
             raise UserError(f"{workdir} has no config.json; pass the run's config file "
                             "with --config=experiments/<experiment>.py.")
         config = ml_collections.ConfigDict(saved)
     if config.get("runner", "image") != "image":
-        raise UserError(f"{workdir} holds a {config.runner!r} run; only image runs have "
-                        "checkpoints of a generator to open.")
+        raise not_an_image_run(workdir, config.runner)
     return config
 
 
