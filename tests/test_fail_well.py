@@ -306,6 +306,9 @@ def test_resume_refuses_trajectory_changes_and_allows_others(tmp_path, tiny, cap
 @pytest.mark.parametrize("row", [
     ("unknown_key", ["--config=DIGITS", "--config.train.num_stepz=5"], "num_steps"),
     ("workdir_is_a_file", ["--config=BILINEAR", "--workdir=TMP/afile"], "is a file"),
+    # tfds warns about the folders it did not find; the error comes first and alone.
+    ("missing_dataset", ["--config=TINY", "--config.data.name=cifar10",
+                         "--config.data.data_dir=TMP/no_data"], "Prepare it once"),
 ])
 def test_bad_input_from_the_command_line(row, tmp_path, tiny):
     """The real command: only the message on stderr, status 2."""
