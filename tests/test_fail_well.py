@@ -323,6 +323,52 @@ def test_bad_input_from_the_command_line(row, tmp_path, tiny):
     assert not os.path.exists(tmp_path / "wd")
 
 
+def test_a_checkpoint_of_another_model_is_named_in_one_line_before_anything_is_built(
+        tmp_path, tiny, capfd, monkeypatch):
+    """diagnose.py with another model's config: the first parameter that differs, both
+    shapes and the config.json field behind it, in one line, before data or models are
+    built."""
+    import time
+
+    import jax
+    import jax.numpy as jnp
+
+    from gan_dynamics.runners import train_config, train_step
+
+    config = RUN.parse(["run.py", f"--config={tiny}"]).config
+    workdir = tmp_path / "wd"
+    exp = train_config.build(config)
+    abstract = jax.eval_shape(lambda key: train_step.init_state(exp, key), jax.random.key(0))
+    state = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), abstract)
+    saved = checkpoints.Checkpoints(str(workdir), 3)
+    saved.save(3, state)
+    saved.close()
+    checkpoints.write_config(str(workdir), config)
+    wide = tmp_path / "wide.py"
+    wide.write_text(TINY.replace('"width": 4', '"width": 8'))
+
+    def build(*args, **kwargs):
+        raise AssertionError("built before the checkpoint was checked")
+
+    monkeypatch.setattr(train_config, "build", build)
+    diagnose = _load_script("diagnose.py")
+    start = time.perf_counter()
+    status = diagnose.main([f"--workdir={workdir}", f"--config={wide}"])
+    seconds = time.perf_counter() - start
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("Error: "), lines
+    assert "params_x.bn0.bias has shape (64,) in the checkpoint and (128,)" in lines[0]
+    assert "model.width: 4 -> 8" in lines[0]
+    assert seconds < 10, seconds
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"gd_{name[:-3]}", os.path.join(EXP, name))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # ------------------------------------------------------------------ trained workdirs
 
 @pytest.fixture(scope="module")

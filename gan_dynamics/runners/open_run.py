@@ -21,8 +21,9 @@ import ml_collections
 
 from gan_dynamics import checkpoints, parallel
 from gan_dynamics.errors import UserError
-from gan_dynamics.runners.train_config import Experiment, build
-from gan_dynamics.runners.train_step import TrainState, create_state
+from gan_dynamics.runners.train_config import (Experiment, build, build_models,
+                                               build_optimizer, build_penalty)
+from gan_dynamics.runners.train_step import TrainState, create_state, init_state
 
 
 class OpenedRun(NamedTuple):
@@ -117,6 +118,41 @@ def checkpoint_steps(workdir: str) -> list[int]:
     return sorted(int(d) for d in os.listdir(directory) if d.isdigit())
 
 
+def abstract_state(config: ml_collections.ConfigDict) -> TrainState:
+    """The shapes and dtypes of the state `config` trains, from its models and optimizer
+    alone: no data is opened and nothing is compiled."""
+    optimizer, n_sub = build_optimizer(config)
+    generator, discriminator, z_dim, image_shape = build_models(config)
+    exp = Experiment(generator, discriminator, z_dim, image_shape, optimizer, n_sub, None,
+                     config.loss.name, build_penalty(config))
+    return jax.eval_shape(lambda key: init_state(exp, key), jax.random.key(0))
+
+
+def check_fits(config: ml_collections.ConfigDict, workdir: str,
+               step: Optional[int] = None) -> None:
+    """UserError in one line when checkpoint `step` (default: the newest) of `workdir`
+    does not fit `config`: the first array that differs, with both shapes, and the
+    trajectory fields in which the run's config.json differs; found from the checkpoint's
+    metadata and `abstract_state`, before anything is built."""
+    steps = checkpoint_steps(workdir)
+    target = steps[-1] if step is None and steps else step
+    if target not in steps:
+        return
+    problem = checkpoints.fit_problem(os.path.join(checkpoint_dir(workdir), str(target)),
+                                      abstract_state(config))
+    if problem is None:
+        return
+    saved = checkpoints.read_config(workdir)
+    changes = [c for c in checkpoints.trajectory_changes(saved, json.loads(json.dumps(
+        config.to_dict(), default=str))) if c.startswith(("model.", "optimizer."))
+               ] if saved is not None else []  # the fields that shape the state
+    more = f" and {len(changes) - 3} more" if len(changes) > 3 else ""
+    differs = (f" (it differs from the run's config.json in {'; '.join(changes[:3])}{more})"
+               if changes else "")
+    raise UserError(f"Checkpoint step {target} of {workdir} does not fit this config"
+                    f"{differs}: {problem}. Pass the config the run was started with.")
+
+
 def restore_state(config: ml_collections.ConfigDict, exp: Experiment, workdir: str,
                   step: Optional[int] = None,
                   mesh: Optional[jax.sharding.Mesh] = None) -> TrainState:
@@ -155,6 +191,7 @@ def open_run(workdir: str, step: Optional[int] = None,
     if not os.path.isdir(workdir):
         raise UserError(f"--workdir={workdir} is not a directory; pass a run's workdir.")
     config = load_config(workdir, config, config_path)
+    check_fits(config, workdir, step)
     exp = build(config)
     state = restore_state(config, exp, workdir, step, mesh)
     return OpenedRun(config, exp, int(state.step), state)
