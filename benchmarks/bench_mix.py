@@ -14,7 +14,7 @@ paper's alternating updates), T = 1, 2, 5, 10:
 - the ICR DCGAN pair (models/icr_dcgan.py) at width 16, batch 8, 32x32x3 (a small
   batch, so that T = 10's 110 discriminator passes fit a CPU).
 
-    python benchmarks/bench_mix.py            # table, benchmarks/results/bench_mix.{json,png}
+    python benchmarks/bench_mix.py            # table, runs/benchmarks/bench_mix.{json,png}
     python benchmarks/bench_mix.py --repeats=5 --components=1,2,5
 
 Each step is jitted once (compile excluded) and timed as the median of `repeats` runs.
@@ -27,6 +27,7 @@ import os
 import platform
 import sys
 import time
+from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -34,13 +35,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results_io import write_json  # noqa: E402
+from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 from gan_dynamics import objectives  # noqa: E402
 from gan_dynamics.models import icr_dcgan, mix  # noqa: E402
 from gan_dynamics.models.mlp import MLPDiscriminator, MLPGenerator  # noqa: E402
 from gan_dynamics.optimizers import create  # noqa: E402
-
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
 def models(name: str):
@@ -119,13 +118,17 @@ def plot(results: dict, path: str) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--components", default="1,2,5,10")
     parser.add_argument("--models", default="grid_mlp,icr_dcgan")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", default=os.path.join(RESULTS, "bench_mix.json"))
-    args = parser.parse_args()
+    add_out_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     counts = [int(c) for c in args.components.split(",")]
     results = {"backend": jax.default_backend(), "machine": platform.machine(),
                "cpu_count": os.cpu_count(), "repeats": args.repeats, "models": {}}
@@ -140,8 +143,8 @@ def main() -> None:
             print(f"{name:<10} {t:>3} {1e3 * row['step_s']:>9.2f} {ratio:>7.2f} {t * t:>5} "
                   f"{row['compile_s']:>10.1f}", flush=True)
         results["models"][name] = rows
-    write_json(args.out, results)
-    plot(results, os.path.splitext(args.out)[0] + ".png")
+    write_json(args.out, "bench_mix.json", results)
+    plot(results, os.path.join(args.out, "bench_mix.png"))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ speed-up. `--processes=P` (P > 1) measures each device count n that P divides ag
 with P processes of n / P devices each on localhost (`jax.distributed`, gloo collectives
 between the processes), launched by this script as its own subprocesses: the same
 global program, with the collectives now crossing processes. Writes
-benchmarks/results/bench_parallel.json (every row names its `processes`).
+bench_parallel.json (every row names its `processes`) to --out (default runs/benchmarks/;
+`--out=benchmarks/results` updates the committed file).
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Optional, Sequence
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results_io import write_json  # noqa: E402
+from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -175,6 +177,7 @@ def bench(name: str, loss: str, penalty: str, optimizer: dict, devices: int,
     }
 
 
+_ROWS = "rows.json"  # a worker process's rows, in the --out folder bench_processes gives it
 PROCESS_TIMEOUT = 1800  # seconds for one multi-process measurement (compiles on a CPU)
 
 
@@ -190,9 +193,8 @@ def bench_processes(processes: int, devices: int, steps: int) -> list[dict]:
     env = dict(os.environ, JAX_PLATFORMS="cpu",
                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices // processes}")
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "rows.json")
         argv = [sys.executable, os.path.abspath(__file__), "--worker", f"--devices={devices}",
-                f"--steps={steps}", f"--out={out}", f"--coordinator=localhost:{_free_port()}",
+                f"--steps={steps}", f"--out={tmp}", f"--coordinator=localhost:{_free_port()}",
                 f"--processes={processes}"]
         logs = [os.path.join(tmp, f"stderr{i}.txt") for i in range(processes)]
         procs = []
@@ -213,7 +215,7 @@ def bench_processes(processes: int, devices: int, steps: int) -> list[dict]:
                 with open(log) as f:
                     raise RuntimeError(f"process {i} of {processes} exited with "
                                        f"{proc.returncode}:\n{f.read()[-3000:]}")
-        with open(out) as f:
+        with open(os.path.join(tmp, _ROWS)) as f:
             return json.load(f)
 
 
@@ -225,24 +227,27 @@ def worker(args: argparse.Namespace) -> None:
                  processes=jax.process_count())
             for name, spec in _optimizers().items()]
     if jax.process_index() == 0:
-        with open(args.out, "w") as f:
+        with open(os.path.join(args.out, _ROWS), "w") as f:
             json.dump(rows, f)
 
 
-def main() -> None:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--devices", default="1,2,4,8")
     parser.add_argument("--processes", default="1",
                         help="process counts; P > 1 runs every device count P divides in P "
                              "processes on localhost")
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                      "results", "bench_parallel.json"))
+    add_out_argument(parser)
     # The subprocesses of --processes=P (not for direct use).
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--coordinator", help=argparse.SUPPRESS)
     parser.add_argument("--process_id", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     if args.worker:
         return worker(args)
     counts = [int(d) for d in args.devices.split(",")]
@@ -276,8 +281,8 @@ def main() -> None:
               f"{r['collective_bytes_per_iteration'] / 1e6:8.3f} {r['solver_iterations']:5.1f} "
               f"{r['bytes_moved'] / 1e6:9.3f} {r['minimum_bytes'] / 1e6:7.3f} "
               f"{r['ms_per_step']:8.1f}")
-    write_json(args.out, {"jax": jax.__version__, "backend": jax.default_backend(),
-                          "rows": rows})
+    write_json(args.out, "bench_parallel.json",
+               {"jax": jax.__version__, "backend": jax.default_backend(), "rows": rows})
 
 
 if __name__ == "__main__":

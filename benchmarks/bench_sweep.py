@@ -23,7 +23,8 @@ the paper (1000 seeds x 200k iterations, n_disc = 5) per learning rate.
 
     python benchmarks/bench_sweep.py [--seeds=10,100,1000,10000] [--steps=20] [--group=1000]
 
-Writes benchmarks/results/bench_sweep.json; took 18 min on 2 cores shared with other jobs
+Writes bench_sweep.json to --out (default runs/benchmarks/; `--out=benchmarks/results`
+updates the committed file); took 18 min on 2 cores shared with other jobs
 (load average 20-24).
 """
 
@@ -35,6 +36,7 @@ import platform
 import resource
 import sys
 import time
+from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -42,7 +44,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results_io import write_json  # noqa: E402
+from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 from benchmarks import profile_sweep  # noqa: E402
 from experiments import sweep_manifold_lr, synthetic_manifold  # noqa: E402
 from gan_dynamics.runners import seed_sharding, sweep_settings, synthetic_train  # noqa: E402
@@ -107,16 +109,19 @@ def time_sweep(single, num_seeds: int, steps: int, group: int, chunks: int = 3) 
             "program_memory_bytes": programs.memory}
 
 
-def main() -> None:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="10,100,1000,10000")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--group", type=int, default=1000)
     parser.add_argument("--loop-seeds", type=int, default=50)
     parser.add_argument("--one-vmap-max", type=int, default=1000)
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
-                                                      "bench_sweep.json"))
-    args = parser.parse_args()
+    add_out_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     load_before = os.getloadavg()
     config = synthetic_manifold.get_config()
     config.init = "random"
@@ -169,7 +174,7 @@ def main() -> None:
               "load_average_before": load_before, "load_average_after": os.getloadavg(),
               "rows": rows, "profile": profile,
               "projected_full_setting_hours": {"sweep": projected_h, "loop": loop_h}}
-    write_json(args.out, result)
+    write_json(args.out, "bench_sweep.json", result)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,11 @@ The two sides of the ICR paper's CIFAR-10 comparison (Schaefer, Zheng & Anandkum
 `experiments/cifar_wgan_gp_adam.py` and `experiments/cifar_wgan_cgd.py` at batch 64, each
 step jitted exactly as `gan_dynamics.runners.train.run` jits it, fed with fixed uniform-noise
 32x32x3 batches (speed does not depend on the pixels; ACGD's CG iteration count does, so
-it is reported, not extrapolated). Prints a table and writes
-benchmarks/results/bench_train_<host>.json with, per optimizer: compile time, ms per
-generator step, images per second (n_sub x batch real images, and as many generated,
-per step), mean CG iterations per step and gradient-equivalent cost; and the
-ratio ACGD / Adam of time per generator step.
+it is reported, not extrapolated). Prints a table and writes bench_train_<host>.json
+to --out (default runs/benchmarks/; `--out=benchmarks/results` updates the committed
+files) with, per optimizer: compile time, ms per generator step, images per second
+(n_sub x batch real images, and as many generated, per step), mean CG iterations per
+step and gradient-equivalent cost; and the ratio ACGD / Adam of time per generator step.
 
     python benchmarks/bench_train.py                    # 3 timed steps each (CPU)
     python benchmarks/bench_train.py --steps=20 --batch_size=64
@@ -21,13 +21,14 @@ import os
 import platform
 import sys
 import time
+from typing import Optional, Sequence
 
 import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results_io import write_json  # noqa: E402
+from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 from gan_dynamics import parallel  # noqa: E402
 from gan_dynamics.runners import train_config, train_step  # noqa: E402
 from gan_dynamics.data import images, loader  # noqa: E402
@@ -91,13 +92,16 @@ def bench(config_name: str, batch_size: int, steps: int) -> dict:
     }
 
 
-def main():
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                      "results"))
-    args = parser.parse_args()
+    add_out_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main():
+    args = parse_args()
     results = [bench(name, args.batch_size, args.steps)
                for name in ("cifar_wgan_gp_adam", "cifar_wgan_cgd")]
     adam, acgd = results
@@ -119,7 +123,7 @@ def main():
               f"{r['compile_and_first_step_s']:10.1f}")
     print(f"ACGD / Adam time per generator step: "
           f"{summary['acgd_over_adam_time_per_generator_step']:.2f}")
-    write_json(os.path.join(args.out, f"bench_train_{platform.node() or 'host'}.json"), summary)
+    write_json(args.out, f"bench_train_{platform.node() or 'host'}.json", summary)
 
 
 if __name__ == "__main__":

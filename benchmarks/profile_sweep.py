@@ -23,7 +23,8 @@ multiply-add over arrays of the step's activation size.
 
     python benchmarks/profile_sweep.py [--group=1000] [--steps=10] [--prng=threefry2x32]
 
-Prints a table and writes benchmarks/results/profile_sweep.json.
+Prints a table and writes profile_sweep.json to --out (default runs/benchmarks/;
+`--out=benchmarks/results` updates the committed file).
 """
 
 from __future__ import annotations
@@ -39,14 +40,14 @@ import re
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results_io import write_json  # noqa: E402
+from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 from experiments import synthetic_manifold  # noqa: E402
 from gan_dynamics.runners import synthetic_train  # noqa: E402
 
@@ -251,18 +252,21 @@ def format_profile(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--group", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--prng", default="threefry2x32")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
-                                                      "profile_sweep.json"))
-    args = parser.parse_args()
+    add_out_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     result = profile(args.group, args.steps, args.prng)
     result["load_average"] = os.getloadavg()
     print(format_profile(result))
-    write_json(args.out, result)
+    write_json(args.out, "profile_sweep.json", result)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,7 @@ def _diagnose(args: argparse.Namespace) -> list[str]:
                              path_points=args.path_points)
     report.check_options(options)
     steps = _steps(args.workdir, args.checkpoint)
+    open_run.check_fits(config, args.workdir, max(steps))  # before anything is built
     exp = build(config)
     batch = image_diagnostics.fixed_batch(exp, config, args.batch_size)
     diagnostics = report.PointDiagnostics(

@@ -45,8 +45,10 @@ from ml_collections.config_flags import config_flags as _config_flags  # noqa: E
 from gan_dynamics import errors, signals, workdir_lock  # noqa: E402
 from gan_dynamics.errors import UserError  # noqa: E402
 
-from gan_dynamics.runners import dispatch  # noqa: E402
+from gan_dynamics.runners import config_docs, dispatch  # noqa: E402
 from gan_dynamics.runners.dispatch import RUNNERS, resolve_runner  # noqa: E402,F401
+
+EXPERIMENTS = os.path.dirname(os.path.abspath(__file__))
 
 
 class Invocation(NamedTuple):
@@ -154,12 +156,16 @@ def parse(argv: Sequence[str]) -> Invocation:
     config_arg = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
     if config_arg is not None:
         path = config_arg.split(":")[0]
+        if os.path.isdir(path):
+            raise UserError(_directory_message(path))
         if not os.path.isfile(path):
             here = os.path.dirname(path) or "."
-            options = ([os.path.join(os.path.dirname(path), f) for f in os.listdir(here)
-                        if f.endswith(".py")] if os.path.isdir(here) else [])
+            options = ([os.path.join(os.path.dirname(path), name)
+                        for name, _ in config_docs.experiment_configs(here)]
+                       if os.path.isdir(here) else [])
             raise UserError(f"Config file {path} does not exist.{errors.did_you_mean(path, options)}"
-                            " Pass --config=experiments/<experiment>.py.")
+                            " Pass --config=experiments/<experiment>.py (python "
+                            "experiments/run.py --help lists them).")
     try:
         rest = fv(argv)
     except (AttributeError, KeyError) as err:
@@ -169,8 +175,9 @@ def parse(argv: Sequence[str]) -> Invocation:
         raise UserError(f"{err}. Check the flag's spelling and value type "
                         "(python experiments/run.py --help lists the flags).") from err
     if fv["help"].value:
-        print(__doc__)
-        print(fv.get_help())
+        print(config_help(config_arg, fv["config"].value,
+                          dict(config_flags.get_override_values(fv["config"])))
+              if config_arg else general_help(fv))
         sys.exit(0)
     if len(rest) > 1:
         raise UserError(f"Unexpected arguments {rest[1:]}: flags are --name=value, "
@@ -184,7 +191,7 @@ def parse(argv: Sequence[str]) -> Invocation:
         raise UserError(f"Could not load config file {config_arg}: "
                         f"{type(err).__name__}: {err}") from err
     if "runner" not in config:
-        raise UserError(f"{config_arg} sets no `runner` (one of {sorted([*RUNNERS, 'study'])}); "
+        raise UserError(f"{config_arg} sets no `runner` (one of {sorted(RUNNERS)}); "
                         "add config.runner to its get_config().")
     overridden = dict(config_flags.get_override_values(fv["config"]))
     workdir = fv["workdir"].value or default_workdir(config_arg)
@@ -197,6 +204,48 @@ def parse(argv: Sequence[str]) -> Invocation:
                       fv["verbosity"].value, fv["task"].value, bool(fv["list"].value),
                       bool(fv["summarize"].value),
                       tuple(a for a in argv if a.startswith("--config.")))
+
+
+def _config_list(directory: str) -> str:
+    """One line per experiment config of `directory`: its path and docstring's first line."""
+    found = config_docs.experiment_configs(directory)
+    width = max((len(name) for name, _ in found), default=0)
+    prefix = os.path.relpath(directory)
+    return "\n".join(f"  {os.path.join(prefix, name):<{width + len(prefix) + 1}}  {doc}"
+                     for name, doc in found)
+
+
+def _directory_message(path: str) -> str:
+    listed = _config_list(path)
+    if not listed:
+        return (f"--config={path} is a directory with no experiment config in it (a .py file "
+                "defining get_config()); pass a config file, e.g. "
+                "--config=experiments/bilinear.py.")
+    return (f"--config={path} is a directory, not a config file; pass one of its "
+            f"experiment configs:\n{listed}")
+
+
+def general_help(fv: flags.FlagValues) -> str:
+    """The module docstring, the flags and the experiment configs."""
+    return (f"{__doc__}\n{fv.get_help()}\n\nExperiment configs "
+            f"({os.path.relpath(EXPERIMENTS)}/):\n{_config_list(EXPERIMENTS)}\n\n"
+            "python experiments/run.py --config=FILE --help prints a config's keys with "
+            "their values and comments.")
+
+
+def config_help(config_path: str, config: Any, overridden: dict[str, Any]) -> str:
+    """A config's keys as the command line resolves them (overrides and `quick` applied),
+    each with the comment of the source line that sets it."""
+    resolved = dispatch.resolve_quick(config, overridden)
+    if resolved.get("quick", False) and "quick_settings" in resolved:
+        resolved.update(resolved.quick_settings.to_dict())
+    path = config_path.split(":")[0]
+    tree = ast.parse(open(path).read())
+    doc = (ast.get_docstring(tree) or "").strip().splitlines()
+    header = f"{path}: {doc[0]}" if doc else path
+    return (f"{header}\nRunner {resolved.get('runner')!r}; keys as this command line resolves "
+            "them (set one with --config.KEY=VALUE):\n\n"
+            + config_docs.format_config(resolved.to_dict(), config_docs.key_comments(path)))
 
 
 def quiet_logs(verbosity: Optional[int]) -> None:

@@ -13,7 +13,10 @@
   named with the reason (damaged: a data file is unreadable; incomplete: its metadata is
   missing) and moved to `DIR/checkpoints/damaged/<step>` for inspection (not deleted,
   not counted by the keep-N cleanup), and the run falls back to the next older one. Only
-  a checkpoint whose arrays do not match the model's shapes "does not fit" the config.
+  a checkpoint whose arrays do not match the model's shapes "does not fit" the config:
+  `fit_problem` compares the checkpoint's stored array metadata (read without restoring
+  anything) with the abstract state before any restore, and names the first parameter
+  that differs with both shapes, in one line.
 
 Orbax's failed reads leave asyncio callbacks that print "Event loop is closed"
 tracebacks from its threads; `_quiet_orbax_failures` filters exactly those.
@@ -150,6 +153,53 @@ def _first_line(err: BaseException) -> str:
     return line if len(line) <= 240 else line[:237] + "..."
 
 
+def _key_name(key: Any) -> str:
+    for attr in ("key", "name", "idx"):  # DictKey, GetAttrKey, SequenceKey
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key)
+
+
+def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+    """'params_x.linear.kernel' -> shape of every leaf (arrays or their metadata)."""
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {".".join(_key_name(k) for k in path): tuple(getattr(leaf, "shape", ()))
+            for path, leaf in leaves}
+
+
+def stored_shapes(step_dir: str) -> Optional[dict[str, tuple[int, ...]]]:
+    """The shape of every array of checkpoint `step_dir`, from its metadata alone; None
+    when the metadata cannot be read (a damaged checkpoint: the restore says so)."""
+    import orbax.checkpoint as ocp
+    from etils import epath
+
+    try:
+        metadata = ocp.StandardCheckpointHandler().metadata(
+            epath.Path(os.path.join(step_dir, "default")))
+    except Exception:  # noqa: BLE001  (Orbax/tensorstore raise ValueError, OSError, ...)
+        return None
+    return _shapes(metadata.tree)
+
+
+def fit_problem(step_dir: str, abstract: Any) -> Optional[str]:
+    """How checkpoint `step_dir` does not fit the state `abstract` describes: the first
+    array (in the state's order: parameters before optimizer state) that is missing on
+    either side or has another shape; None when it fits or its metadata cannot be read."""
+    stored = stored_shapes(step_dir)
+    if stored is None:
+        return None
+    wanted = _shapes(abstract)
+    for path in [*wanted, *(p for p in stored if p not in wanted)]:  # parameters first
+        if path not in stored:
+            return f"{path} {wanted[path]} is in this config's state but not in the checkpoint"
+        if path not in wanted:
+            return f"{path} {stored[path]} is in the checkpoint but not in this config's state"
+        if stored[path] != wanted[path]:
+            return (f"{path} has shape {stored[path]} in the checkpoint and {wanted[path]} "
+                    "in this config")
+    return None
+
+
 def diagnose(step_dir: str, err: BaseException) -> tuple[str, str]:
     """('incompatible' | 'incomplete' | 'damaged', reason) for a failed restore."""
     item = os.path.join(step_dir, "default")
@@ -191,6 +241,7 @@ class Checkpoints:
         Unreadable ones are moved aside (and said so); one that does not fit raises.
         """
         for step in reversed(self.steps()):
+            self._check_fits(step, abstract)
             try:
                 return self.manager.restore(step, args=self._ocp.args.StandardRestore(abstract))
             except Exception as err:  # Orbax/tensorstore raise ValueError, OSError, ...
@@ -218,6 +269,7 @@ class Checkpoints:
         if step not in steps:
             raise UserError(f"{self.directory} has no checkpoint at step {step}; it has "
                             f"{steps or 'none'}.")
+        self._check_fits(step, abstract)
         try:
             return self.manager.restore(step, args=self._ocp.args.StandardRestore(abstract))
         except Exception as err:  # Orbax/tensorstore raise ValueError, OSError, ...
@@ -226,6 +278,16 @@ class Checkpoints:
             raise UserError(f"Checkpoint step {step} in {self.directory} is {kind} for this "
                             f"config ({reason}); pass the config the run was started with."
                             ) from err
+
+    def _check_fits(self, step: int, abstract: Any) -> None:
+        """UserError in one line naming the first array of checkpoint `step` whose shape
+        differs from `abstract`'s (checked before Orbax restores anything)."""
+        problem = fit_problem(os.path.join(self.directory, str(step)), abstract)
+        if problem is not None:
+            raise UserError(f"Checkpoint step {step} in {self.directory} does not fit this "
+                            f"config: {problem}. It was written by a different model or "
+                            "optimizer; pass the config that wrote it, or use a fresh "
+                            "--workdir.")
 
     def _move_aside(self, step: int) -> str:
         target_dir = os.path.join(self.directory, DAMAGED_DIR)

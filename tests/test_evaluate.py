@@ -162,6 +162,21 @@ def test_bad_metric_names_and_workdirs_fail_with_one_message(tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and "has no config.json" in proc.stderr
 
 
+@pytest.mark.parametrize("runner, results, where", [
+    ("synthetic", "results.json", "results.json"),
+    ("sweep", "summary.json", "python experiments/plots.py --workdir="),
+])
+def test_a_run_of_another_runner_says_what_scores_it(tmp_path, capsys, runner, results, where):
+    """A synthetic or sweep run saves no config.json: the tools of image runs say what
+    the run is and where its scores are, instead of asking for its config."""
+    (tmp_path / results).write_text(json.dumps({"config": {"runner": runner}}))
+    with pytest.raises(UserError) as err:
+        evaluate_cli.main([f"--workdir={tmp_path}"])
+    message = str(err.value)
+    assert f"holds a '{runner}' run, not an image run" in message and where in message
+    assert "--config" not in message and "\n" not in message
+
+
 def test_plots_compare_models_from_eval_rows_and_files(tmp_path):
     import plots  # experiments/plots.py
 

@@ -201,6 +201,24 @@ def test_bad_input(row, tmp_path, tiny, capsys):
         assert not os.path.exists(workdir)
 
 
+def test_config_directory_lists_its_experiment_configs(tmp_path, capsys):
+    status = RUN.main(["run.py", f"--config={EXP}/", f"--workdir={tmp_path / 'wd'}"])
+    err = capsys.readouterr().err
+    assert status == 2 and "is a directory" in error_line(err), err
+    listed = [line.split()[0] for line in err.splitlines()[1:]]
+    assert any(p.endswith("bilinear.py") for p in listed), err
+    assert not [p for p in listed if p.endswith(("run.py", "plots.py", "evaluate.py"))], err
+    assert "Bilinear game" in err  # with its docstring's first line
+
+
+def test_a_missing_config_is_matched_only_against_configs(tmp_path, capsys):
+    assert RUN.main(["run.py", f"--config={EXP}/evaluat.py"]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert "does not exist" in line and "evaluate.py" not in line, line
+    assert RUN.main(["run.py", f"--config={EXP}/bilinea.py"]) == 2
+    assert "bilinear.py" in error_line(capsys.readouterr().err)
+
+
 def test_quick_keeps_keys_the_command_line_set(tmp_path):
     from gan_dynamics.runners import dispatch
     from gan_dynamics.runners import sweep_settings, synthetic_run
@@ -289,6 +307,9 @@ def test_resume_refuses_trajectory_changes_and_allows_others(tmp_path, tiny, cap
 @pytest.mark.parametrize("row", [
     ("unknown_key", ["--config=DIGITS", "--config.train.num_stepz=5"], "num_steps"),
     ("workdir_is_a_file", ["--config=BILINEAR", "--workdir=TMP/afile"], "is a file"),
+    # tfds warns about the folders it did not find; the error comes first and alone.
+    ("missing_dataset", ["--config=TINY", "--config.data.name=cifar10",
+                         "--config.data.data_dir=TMP/no_data"], "Prepare it once"),
 ])
 def test_bad_input_from_the_command_line(row, tmp_path, tiny):
     """The real command: only the message on stderr, status 2."""
@@ -301,6 +322,52 @@ def test_bad_input_from_the_command_line(row, tmp_path, tiny):
     assert proc.stderr.startswith("Error: ") and word in proc.stderr.splitlines()[0]
     assert "Traceback" not in proc.stderr
     assert not os.path.exists(tmp_path / "wd")
+
+
+def test_a_checkpoint_of_another_model_is_named_in_one_line_before_anything_is_built(
+        tmp_path, tiny, capfd, monkeypatch):
+    """diagnose.py with another model's config: the first parameter that differs, both
+    shapes and the config.json field behind it, in one line, before data or models are
+    built."""
+    import time
+
+    import jax
+    import jax.numpy as jnp
+
+    from gan_dynamics.runners import train_config, train_step
+
+    config = RUN.parse(["run.py", f"--config={tiny}"]).config
+    workdir = tmp_path / "wd"
+    exp = train_config.build(config)
+    abstract = jax.eval_shape(lambda key: train_step.init_state(exp, key), jax.random.key(0))
+    state = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), abstract)
+    saved = checkpoints.Checkpoints(str(workdir), 3)
+    saved.save(3, state)
+    saved.close()
+    checkpoints.write_config(str(workdir), config)
+    wide = tmp_path / "wide.py"
+    wide.write_text(TINY.replace('"width": 4', '"width": 8'))
+
+    def build(*args, **kwargs):
+        raise AssertionError("built before the checkpoint was checked")
+
+    monkeypatch.setattr(train_config, "build", build)
+    diagnose = _load_script("diagnose.py")
+    start = time.perf_counter()
+    status = diagnose.main([f"--workdir={workdir}", f"--config={wide}"])
+    seconds = time.perf_counter() - start
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("Error: "), lines
+    assert "params_x.bn0.bias has shape (64,) in the checkpoint and (128,)" in lines[0]
+    assert "model.width: 4 -> 8" in lines[0]
+    assert seconds < 10, seconds
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"gd_{name[:-3]}", os.path.join(EXP, name))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # ------------------------------------------------------------------ trained workdirs

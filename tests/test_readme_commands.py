@@ -171,7 +171,7 @@ def test_readme_command_builds(argv, shown, page):
 def test_readme_override_builds_with_some_config(override):
     os.chdir(ROOT)
     errors = {}
-    for path in sorted(glob.glob("experiments/*.py")):
+    for path in sorted(glob.glob("experiments/*.py") + glob.glob("experiments/studies/*.py")):
         name = os.path.basename(path)
         if name in ("run.py", "plots.py"):
             continue

@@ -53,10 +53,12 @@ Typical use::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import logging
 import os
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import jax
 import numpy as np
@@ -174,12 +176,36 @@ def _center_crop(images: np.ndarray, crop: int) -> np.ndarray:
     return images[:, top:top + crop, left:left + crop]
 
 
+@contextlib.contextmanager
+def _logs_held_back(logger: logging.Logger) -> Iterator[None]:
+    """Hold back what `logger` logs inside; let it out only if the block succeeds.
+
+    tfds warns about what it looked for and did not find ("Variant folder ... has no
+    dataset_info.json") before it fails; the error that follows says what to do, and
+    comes first and alone.
+    """
+    held: list[logging.LogRecord] = []
+
+    def hold(record: logging.LogRecord) -> bool:
+        held.append(record)
+        return False
+
+    logger.addFilter(hold)
+    try:
+        yield
+    finally:
+        logger.removeFilter(hold)
+    for record in held:  # reached only when the block raised nothing
+        logger.handle(record)
+
+
 def _tfds_source(name: str, spec: _Spec, split: str, data_dir: str):
     import tensorflow_datasets as tfds
 
     try:
-        return tfds.data_source(spec.tfds_name, split=split, data_dir=data_dir,
-                                download=False)
+        with _logs_held_back(logging.getLogger("absl")):
+            return tfds.data_source(spec.tfds_name, split=split, data_dir=data_dir,
+                                    download=False)
     except (FileNotFoundError, NotImplementedError, AssertionError,
             tfds.core.registered.DatasetNotFoundError) as e:
         raise DatasetNotPreparedError(_not_prepared_message(name, spec, data_dir)) from e

@@ -28,6 +28,8 @@ RUNNERS = {
     "sweep": "gan_dynamics.runners.sweep",
     "image": "gan_dynamics.runners.train",
     "mix_gaussians": "gan_dynamics.runners.mix_gaussians_run",
+    # run.py hands a study to `study_run.execute` (its flags choose what it does)
+    "study": "gan_dynamics.runners.study_run",
 }
 
 

@@ -358,6 +358,7 @@ def evaluate_checkpoint(workdir: str, *, step: Optional[int] = None,
         config.eval.metrics = "classifier_is,classifier_fid,critic,ms_ssim"
     for key, value in (overrides or {}).items():
         config.eval[key] = value
+    open_run.check_fits(config, workdir, step)  # before the data is opened
     exp = build(config)
     state = open_run.restore_state(config, exp, workdir, step)
     evaluator = make_evaluator(config, exp, train_source=exp.source, log=log)

@@ -400,8 +400,8 @@ def check_tasks(config: ml_collections.ConfigDict, overridden: Iterable[str] = (
         data_key = json.dumps(_plain(run.get("data", None)), sort_keys=True, default=str)
         try:
             _check(run, data=data and data_key not in datasets)
-        except UserError as err:
-            raise UserError(f"Cell {task.cell.name}: {err}") from err
+        except UserError as err:  # the same kind (a missing dataset stays one), named
+            raise type(err)(f"Cell {task.cell.name}: {err}") from err
         datasets.add(data_key)
     return every
 

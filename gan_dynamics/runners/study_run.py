@@ -40,3 +40,9 @@ def execute(config: ml_collections.ConfigDict, workdir: str, request: study.Requ
     os.makedirs(workdir, exist_ok=True)
     with workdir_lock.hold(workdir):
         return study_launch.launch(config, workdir, every, request.command, overridden)
+
+
+def check(config: ml_collections.ConfigDict, data: bool = True) -> None:
+    """Runner "study": the study's own keys and one run config per cell (the check
+    `runners.dispatch.check` runs for every runner)."""
+    study.check_tasks(config, data=data)
