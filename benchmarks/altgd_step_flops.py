@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-
 from bench_game_step import MLP
+
 from gan_dynamics import objectives, optimizers, penalties
 from gan_dynamics.game import Game
 from gan_dynamics.optimizers.altgd import player_step

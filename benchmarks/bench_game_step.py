@@ -11,8 +11,8 @@ Targets: a CGD/ACGD step with k CG iterations costs at most (2k + 3) SimGD
 steps of the same game; against the ICR authors' PyTorch ACGD (`CGDs`) on the same DCGAN,
 batch and machine, at most half its time per step at equal CG iterations. For the latter
 the reference runs in a subprocess (`--torch-python`, by default this interpreter; it
-needs `pip install torch==2.13.0` and `pip install --no-deps CGDs==0.4.5`), ours is then forced to its mean iteration count
-(tol = atol = 0, max_iter = k) so that both do the same number of products, and the
+needs `pip install torch==2.13.0` and `pip install --no-deps CGDs==0.4.5`), ours is then
+forced to its mean iteration count (tol = atol = 0, max_iter = k) so that both do the same number of products, and the
 reference runs once more after ours; the ratio compares the medians of all steps.
 """
 
@@ -36,8 +36,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 from gan_dynamics import objectives, optimizers  # noqa: E402
-from gan_dynamics.models import registry  # noqa: E402
 from gan_dynamics.errors import UserError  # noqa: E402
+from gan_dynamics.models import registry  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ADAM = {"name": "adam", "lr": 1e-4, "b1": 0.5, "b2": 0.9}

@@ -28,10 +28,10 @@ from typing import Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 import jax  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
+from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 from gan_dynamics import errors, parallel  # noqa: E402
 from gan_dynamics.data import images, loader  # noqa: E402
 from gan_dynamics.runners import train_config, train_step  # noqa: E402

@@ -51,8 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 from gan_dynamics import parallel  # noqa: E402
 from gan_dynamics.errors import UserError  # noqa: E402
-from gan_dynamics.metrics import convert_inception, feature_scores, inception  # noqa: E402
-from gan_dynamics.metrics import kid, manifold  # noqa: E402
+from gan_dynamics.metrics import convert_inception, feature_scores, inception, kid, manifold  # noqa: E402  # noqa: E402
 from gan_dynamics.models import layers  # noqa: E402
 
 NUM_SAMPLES = 50_000  # a full FID / IS evaluation
@@ -318,7 +317,7 @@ def bench_scores(args):
                     notes.append(f"{tag} {wall:.2f}x ({on_cpu:.2f}x)")
         result["contenders"][name] = entry
         rows.append((name, f"{median:.2f} ({median_cpu:.1f})", ", ".join(notes)))
-    for name, (group, fn) in ours.items():
+    for name, (_, fn) in ours.items():
         peak = _peak_bytes(lambda fn=fn: fn(real, fake))
         result["contenders"][name]["peak_mib"] = peak / 2**20
         rows.append((f"{name}: peak memory", f"{peak / 2**20:.0f} MiB",

@@ -39,10 +39,10 @@ from typing import Optional, Sequence
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 from gan_dynamics import errors, parallel  # noqa: E402
 from gan_dynamics.data import images, loader  # noqa: E402
 from gan_dynamics.runners import train_config, train_step  # noqa: E402

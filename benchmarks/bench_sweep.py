@@ -44,8 +44,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 from benchmarks import profile_sweep  # noqa: E402
+from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 from experiments import sweep_manifold_lr, synthetic_manifold  # noqa: E402
 from gan_dynamics.runners import seed_sharding, sweep_settings, synthetic_train  # noqa: E402
 

@@ -30,8 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
 from gan_dynamics import parallel  # noqa: E402
-from gan_dynamics.runners import train_config, train_step  # noqa: E402
 from gan_dynamics.data import images, loader  # noqa: E402
+from gan_dynamics.runners import train_config, train_step  # noqa: E402
 
 
 def noise_images(num_examples: int = 1024) -> images.ImageSource:

@@ -101,7 +101,7 @@ def parse_hlo(text: str) -> dict[str, dict[str, Any]]:
                        "op_name": op_name.group(1) if op_name else "",
                        "calls": (re.search(r"calls=%([\w.\-]+)", rest) or [None, None])[1],
                        "rest": rest}
-    for name, inst in table.items():
+    for inst in table.values():
         if inst["opcode"] != "dot":
             continue
         lhs = table.get(inst["operands"][0])

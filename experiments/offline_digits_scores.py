@@ -60,14 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import jax
-    from gan_dynamics import parallel
+
+    from gan_dynamics import checkpoints, parallel
     from gan_dynamics.data import images
     from gan_dynamics.metrics import classifier
     from gan_dynamics.runners import image_eval, open_run
     from gan_dynamics.runners.train_config import build
     from gan_dynamics.runners.train_step import create_state, generate_fn
-
-    from gan_dynamics import checkpoints
 
     if checkpoints.read_config(args.workdir) is not None:
         config = open_run.load_config(args.workdir)

@@ -20,7 +20,6 @@ import os
 import sys
 from typing import Callable
 
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gan_dynamics import optimizers  # noqa: E402

@@ -44,7 +44,6 @@ from ml_collections.config_flags import config_flags as _config_flags  # noqa: E
 
 from gan_dynamics import errors, signals, workdir_lock  # noqa: E402
 from gan_dynamics.errors import UserError  # noqa: E402
-
 from gan_dynamics.runners import config_docs, dispatch  # noqa: E402
 from gan_dynamics.runners.dispatch import RUNNERS, resolve_runner  # noqa: E402,F401
 

@@ -62,7 +62,7 @@ def check_value(where: str, name: str, value: Any) -> None:
     try:
         v = float(value)
     except (TypeError, ValueError):  # complex, arrays of several values, other objects
-        raise UserError(f"{where}{name}={value!r} must be {_WORDS[rule]} ({meaning}).")
+        raise UserError(f"{where}{name}={value!r} must be {_WORDS[rule]} ({meaning}).") from None
     ok = math.isfinite(v) and {
         "positive": v > 0,
         "unit": 0 <= v < 1,

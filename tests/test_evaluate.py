@@ -18,7 +18,7 @@ from gan_dynamics.runners import train, train_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "experiments"))
-import evaluate as evaluate_cli
+import evaluate as evaluate_cli  # noqa: E402  (experiments/ is put on the path first)
 
 NAMES = ("classifier_is", "classifier_is_std", "classifier_fid", "critic", "ms_ssim",
          "classifier_is_test", "classifier_fid_test", "ms_ssim_test")

@@ -220,8 +220,7 @@ def test_a_missing_config_is_matched_only_against_configs(tmp_path, capsys):
 
 
 def test_quick_keeps_keys_the_command_line_set(tmp_path):
-    from gan_dynamics.runners import dispatch
-    from gan_dynamics.runners import sweep_settings, synthetic_run
+    from gan_dynamics.runners import dispatch, sweep_settings, synthetic_run
 
     inv = RUN.parse(["run.py", f"--config={SYNTH}", "--config.quick=True",
                      "--config.steps=1000"])

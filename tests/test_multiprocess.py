@@ -42,7 +42,7 @@ def test_sigterm_seconds_apart_saves_once_at_one_step_and_resumes(tmp_path):
         procs[1].send_signal(signal.SIGTERM)
     results = processes.finish(procs, TIMEOUT)
     saved = []
-    for status, out, err in results:
+    for status, _, err in results:
         assert status == 143, err[-3000:]
         assert "Traceback" not in err, err[-3000:]
         saved += re.findall(r"saved checkpoint step (\d+)", err)
@@ -57,7 +57,7 @@ def test_sigterm_seconds_apart_saves_once_at_one_step_and_resumes(tmp_path):
 
     # The same command, two steps further: both resume from the saved step and finish.
     results = processes.finish(_start(tmp_path, num_steps=step + 2), TIMEOUT)
-    for status, out, err in results:
+    for status, _, err in results:
         assert status == 0, err[-3000:]
     assert f"Resuming from checkpoint step {step}" in results[0][1]
     assert str(step + 2) in os.listdir(checkpoints)

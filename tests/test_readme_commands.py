@@ -21,9 +21,9 @@ import shlex
 
 import pytest
 
-from gan_dynamics.runners import dispatch
 from gan_dynamics.data import images
 from gan_dynamics.errors import UserError
+from gan_dynamics.runners import dispatch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")

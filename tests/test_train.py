@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from gan_dynamics import outputs, parallel, signals
-from gan_dynamics.runners import train, train_config, train_step
 from gan_dynamics.data import images, loader
+from gan_dynamics.runners import train, train_config, train_step
 
 
 def random_images(image_shape=(8, 8, 1), num_examples=1000, poison_step=None, n_sub=3,

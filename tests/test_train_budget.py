@@ -11,7 +11,10 @@ import os
 import pytest
 
 from gan_dynamics.outputs import read_metrics
-from tests.test_fail_well import RUN, tiny  # noqa: F401  (tiny: the fixture)
+from tests import test_fail_well
+
+RUN = test_fail_well.RUN
+tiny = test_fail_well.tiny  # the fixture: a tiny DCGAN config file on 8-px digits
 
 
 def run(tiny_path, workdir, *overrides) -> int:

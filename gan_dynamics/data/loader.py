@@ -24,8 +24,8 @@ from typing import Iterator
 
 import grain
 import jax
-from absl import flags
 import numpy as np
+from absl import flags
 
 from gan_dynamics import parallel
 from gan_dynamics.data import images

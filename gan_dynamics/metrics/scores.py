@@ -40,7 +40,6 @@ import numpy as np
 from gan_dynamics import parallel
 from gan_dynamics.data.images import ImageSource
 
-
 # --------------------------------------------------------------------------- Inception Score
 
 

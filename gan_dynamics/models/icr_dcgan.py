@@ -76,7 +76,7 @@ class Generator(nn.Module):
         h = _dense(4 * 4 * c4, self.z_dim, "linear")(z)
         h = nn.relu(nn.BatchNorm(use_running_average=not train, name="bn0", **_BN)(h))
         h = h.reshape(z.shape[0], 4, 4, c4)
-        for i, (c_in, c_out) in enumerate([(c4, c2), (c2, c1)], start=1):
+        for i, c_out in enumerate((c2, c1), start=1):
             init = _torch_uniform(c_out * 16)
             h = layers.ConvTranspose(c_out, (4, 4), (2, 2), _UP_PAD, kernel_init=init,
                                      bias_init=init, impl=self.conv_impl, name=f"deconv{i}")(h)

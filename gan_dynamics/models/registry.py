@@ -30,7 +30,6 @@ import numpy as np
 from gan_dynamics.models import dcgan, icr_dcgan, mix, wgan_gp_cifar
 
 
-
 def make_mix(base: str, components: int = 5, entropy_weight: float = 0.1,
              **base_kwargs: Any) -> tuple[mix.MixGenerator, mix.MixDiscriminator]:
     """MIX+`base`: mixtures of T = `components` copies of registry model `base`.

@@ -10,9 +10,9 @@ import importlib
 import inspect
 from typing import Any
 
+from gan_dynamics.checks import check_hyperparameters
 from gan_dynamics.errors import UserError, did_you_mean
 from gan_dynamics.optimizers.base import GameOptimizer
-from gan_dynamics.checks import check_hyperparameters
 
 # name -> "module:factory" inside this package; modules load lazily.
 _REGISTRY = {

@@ -6,8 +6,8 @@ then updates *from the original point* with the field at the extrapolated point:
     z_{t+1/2} = z_t - η ξ(z_t),        z_{t+1} = z_t - η ξ(z_{t+1/2}),
 
 with η = (lr_x, lr_y) per player. With projections P (`base`), both half-steps are
-projected: z_{t+1/2} = P(z_t - η ξ(z_t)), z_{t+1} = P(z_t - η ξ(z_{t+1/2})). On a bilinear game `f = xᵀAy` the linear map
-`I - ηJ + η²J²` contracts where simultaneous GDA's `I - ηJ` expands (Gidel et al. 2019,
+projected: z_{t+1/2} = P(z_t - η ξ(z_t)), z_{t+1} = P(z_t - η ξ(z_{t+1/2})). On a bilinear
+game `f = xᵀAy` the linear map `I - ηJ + η²J²` contracts where simultaneous GDA's `I - ηJ` expands (Gidel et al. 2019,
 Sec. 3; Mescheder et al. 2017).
 
 Stochastic extragradient draws fresh samples for the second evaluation (Gidel et al. 2019,

@@ -59,10 +59,9 @@ import numpy as np
 from gan_dynamics.errors import UserError, did_you_mean
 from gan_dynamics.metrics import classifier as classifier_lib
 from gan_dynamics.metrics import critic as critic_lib
-from gan_dynamics.metrics import feature_scores
+from gan_dynamics.metrics import feature_scores, scores
 from gan_dynamics.metrics import ms_ssim as ms_ssim_lib
 from gan_dynamics.metrics import resize as resize_lib
-from gan_dynamics.metrics import scores
 from gan_dynamics.outputs import read_metrics, write_json
 from gan_dynamics.runners import open_run
 from gan_dynamics.runners.train_config import FEATURE_SCORES, METRICS, build, eval_section

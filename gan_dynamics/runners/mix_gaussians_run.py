@@ -39,13 +39,13 @@ import ml_collections
 import numpy as np
 
 from gan_dynamics import objectives
+from gan_dynamics.checkpoints import flatten_config
 from gan_dynamics.data import gaussian_mixtures as gm
 from gan_dynamics.errors import UserError
 from gan_dynamics.metrics import nn_distance as nnd
 from gan_dynamics.models import mix
 from gan_dynamics.models.mlp import MLPDiscriminator, MLPGenerator
 from gan_dynamics.optimizers import create as create_optimizer
-from gan_dynamics.checkpoints import flatten_config
 from gan_dynamics.outputs import replace_atomically, write_json
 from gan_dynamics.runners.summaries import bootstrap_mean_ci
 

@@ -21,8 +21,13 @@ import ml_collections
 
 from gan_dynamics import checkpoints, parallel
 from gan_dynamics.errors import UserError
-from gan_dynamics.runners.train_config import (Experiment, build, build_models,
-                                               build_optimizer, build_penalty)
+from gan_dynamics.runners.train_config import (
+    Experiment,
+    build,
+    build_models,
+    build_optimizer,
+    build_penalty,
+)
 from gan_dynamics.runners.train_step import TrainState, create_state, init_state
 
 

@@ -96,7 +96,7 @@ def run_seeds(sweep_fn: Callable, base_seed: int, num_seeds: int, lrs: Any, mesh
         keys = seed_keys(base_seed, np.arange(start, start + chunk))
         keys = put_runs(keys, NamedSharding(mesh, P(SEED_AXIS)))
         out = to_host(sweep_fn(keys, lrs))
-        chunks.append(jax.tree.map(lambda a: a[: num_seeds - start], out))
+        chunks.append(jax.tree.map(lambda a, n=num_seeds - start: a[:n], out))
     return jax.tree.map(lambda *parts: np.concatenate(parts), *chunks)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def bootstrap_mean_ci(values: np.ndarray, level: float = 0.95, num_resamples: int = 2000,
                       seed: int = 0) -> tuple[float, float, float]:
     """Mean of the finite values and its percentile bootstrap interval (NaN if none)."""

@@ -64,57 +64,27 @@ from gan_dynamics.errors import UserError
 from gan_dynamics.outputs import write_json
 from gan_dynamics.parallel import to_host
 from gan_dynamics.runners import synthetic_run, synthetic_train
-from gan_dynamics.runners.seed_sharding import (SEED_AXIS, compile_cell, is_writer, put_runs,
-                                                run_layout, seed_keys, seed_mesh, sync)
+from gan_dynamics.runners.seed_sharding import (
+    SEED_AXIS,
+    compile_cell,
+    is_writer,
+    put_runs,
+    run_layout,
+    seed_keys,
+    seed_mesh,
+    sync,
+)
 from gan_dynamics.runners.summaries import summarise
 from gan_dynamics.runners.sweep_checkpoints import restore_checkpoint, save_checkpoint
-from gan_dynamics.runners.sweep_settings import (Part, cell_config, cell_fingerprint,
-                                                 cell_parts, cell_status, names, validate)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
+from gan_dynamics.runners.sweep_settings import (
+    Part,
+    cell_config,
+    cell_fingerprint,
+    cell_parts,
+    cell_status,
+    names,
+    validate,
+)
 
 
 def run_part(config: ml_collections.ConfigDict, part: Part, mesh: Mesh,

@@ -14,6 +14,7 @@ import numpy as np
 
 from gan_dynamics.runners.seed_sharding import Array, is_key
 
+
 def _checkpoint_manager(directory: str):
     import orbax.checkpoint as ocp
 

@@ -40,18 +40,19 @@ from absl import logging
 from gan_dynamics.checks import check_value
 from gan_dynamics.errors import UserError
 from gan_dynamics.outputs import write_json
-from gan_dynamics.runners.synthetic_train import (ERROR_METRICS, METRICS, Array, TrainResult,
-                                                  assemble, chunk_blocks, make_chunk_fns,
-                                                  make_optimizer, seed_key, uses_n_disc,
-                                                  validate)
-
-
-
-
-
-
-
-
+from gan_dynamics.runners.synthetic_train import (
+    ERROR_METRICS,
+    METRICS,
+    Array,
+    TrainResult,
+    assemble,
+    chunk_blocks,
+    make_chunk_fns,
+    make_optimizer,
+    seed_key,
+    uses_n_disc,
+    validate,
+)
 
 
 def check_values(config: ml_collections.ConfigDict) -> None:

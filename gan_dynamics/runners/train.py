@@ -67,10 +67,14 @@ import numpy as np
 from gan_dynamics import checkpoints, parallel, signals
 from gan_dynamics.data import loader
 from gan_dynamics.errors import NonFiniteLoss, UserError
-from gan_dynamics.outputs import (MetricWriter, read_metrics, save_image_grid, save_loss_curves,
-                                  write_json)
-from gan_dynamics.runners.train_config import (EVAL_SECTIONS, Experiment, build, check,  # noqa: F401  (the runner's check)
-                                               check_config)
+from gan_dynamics.outputs import (
+    MetricWriter,
+    read_metrics,
+    save_image_grid,
+    save_loss_curves,
+    write_json,
+)
+from gan_dynamics.runners.train_config import EVAL_SECTIONS, Experiment, build, check, check_config  # noqa: F401  (the runner's check)
 from gan_dynamics.runners.train_step import TrainState, create_state, generate_fn, jit_train_step
 
 EvalHook = Callable[[int, TrainState, Callable[[jax.Array], jax.Array]], dict[str, float]]

@@ -17,13 +17,13 @@ import jax.numpy as jnp
 import ml_collections
 
 from gan_dynamics import objectives, penalties
+from gan_dynamics.checks import check_value, is_positive_int
 from gan_dynamics.errors import UserError, did_you_mean
 from gan_dynamics.metrics import classifier as classifier_lib
 from gan_dynamics.metrics import critic as critic_lib
 from gan_dynamics.metrics import feature_scores
 from gan_dynamics.optimizers import create as create_optimizer
 from gan_dynamics.optimizers.base import GameOptimizer
-from gan_dynamics.checks import check_value, is_positive_int
 
 
 class Experiment(NamedTuple):
