@@ -139,11 +139,11 @@ def test_a_diverging_cell_is_reported_and_not_retried(tmp_path):
     path, workdir = write_study(tmp_path, DIVERGING, "diverging.py"), str(tmp_path / "wd")
     status, out, err = run_study(tmp_path, f"--config={path}", f"--workdir={workdir}")
     assert status == 0, err[-3000:]
-    assert "task 1 (huge_lr/seed_0): diverged at step 1" in out
+    assert "task 1 (huge_lr/seed_0): diverged at step 2" in out  # update 2 saw inf
     assert "2 tasks: 1 done, 0 running, 0 left, 1 diverged, 0 failed" in out
     record = study.read_record(os.path.join(workdir, "huge_lr", "seed_0"))
     assert (record["status"], record["step"], record["attempts"][0]["exit_code"]) == \
-        ("diverged", 1, 3)
+        ("diverged", 2, 3)
     rows = {(r["cell"], r["metric"], r["at"]): r for r in summary_rows(workdir)}
     assert {r["diverged"] for (cell, _, _), r in rows.items() if cell == "huge_lr"} == {"1"}
     assert rows[("adam", "f", "last")]["n"] == "1"
