@@ -101,7 +101,7 @@ def test_features_and_logits_equal_pytorch_fid(reference, tmp_path):
     mesh = parallel.make_mesh()  # 8 devices: one image each
     pool3, logits = inception.make_extractor(inception.load_params(path), mesh)(images)
     assert pool3.shape == (8, 2048) and logits.shape == (8, 1008)
-    assert pool3.sharding.spec[0] == parallel.DATA_AXIS
+    assert isinstance(pool3, np.ndarray)  # whole, on the host, in every process
     err_pool3 = _rel_err(pool3, want["pool3"])
     err_logits = _rel_err(logits, want["logits_no_bias"])
     print(f"max relative error: pool3 {err_pool3:.2e}, logits {err_logits:.2e}")
