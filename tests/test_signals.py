@@ -141,3 +141,19 @@ def test_run_py_sigterm_saves_exits_143_and_resumes(tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"Resuming from checkpoint step {step}" in done.stdout
     assert (tmp_path / "wd" / "results.json").exists()
+
+
+def _tiny_config(tmp_path, **train):
+    """The tiny 8x8 digits GAN of test_fail_well, its `train` section updated."""
+    import importlib.util
+
+    from tests.test_fail_well import TINY
+
+    (tmp_path / "tiny.py").write_text(TINY)
+    spec = importlib.util.spec_from_file_location("tiny_config", tmp_path / "tiny.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    config.train.update(train)
+    return config
+

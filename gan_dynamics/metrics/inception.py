@@ -54,7 +54,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh
 
-from gan_dynamics import parallel
+from gan_dynamics import parallel, progress
 from gan_dynamics.errors import UserError
 from gan_dynamics.metrics import numerics
 from gan_dynamics.metrics import resize as resize_lib
@@ -379,8 +379,15 @@ def make_extractor(params: Params, mesh: Mesh, *, logits_with_bias: bool = False
                     out_shardings=(batch, batch),
                     compiler_options=layers.native_conv_compiler_options())
 
+    compiled_for = set()  # batch shapes compiled so far
+
     def extract(images):
         parallel.check_batch_size(images.shape[0], mesh)
+        if (images.shape, images.dtype) not in compiled_for:  # say so: minutes on a CPU
+            compiled_for.add((images.shape, images.dtype))
+            progress.compile(f"the Inception network for batches of {images.shape[0]}",
+                             apply, params,
+                             jax.ShapeDtypeStruct(images.shape, images.dtype, sharding=batch))
         return parallel.to_host(apply(params, parallel.put_rows(images, batch)))
 
     return extract

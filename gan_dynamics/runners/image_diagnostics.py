@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from gan_dynamics import progress
 from gan_dynamics.data import images
 from gan_dynamics.diagnostics import report
 from gan_dynamics.errors import UserError
@@ -141,6 +142,10 @@ def make_eval_hooks(config: ml_collections.ConfigDict, exp: Any) -> list[EvalHoo
         del generate
         if step % every:
             return {}
-        return report.scalars(diagnostics.compute(state))
+        # Each part compiles its programs on first use: say which part the time goes to.
+        with progress.step(f"Diagnostics of step {step}"):
+            result = diagnostics.compute(state,
+                                         progress=lambda part: progress.note(f"  {part} ..."))
+        return report.scalars(result)
 
     return [hook]

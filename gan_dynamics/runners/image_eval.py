@@ -56,6 +56,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from gan_dynamics import progress
 from gan_dynamics.errors import UserError, did_you_mean
 from gan_dynamics.metrics import classifier as classifier_lib
 from gan_dynamics.metrics import critic as critic_lib
@@ -126,8 +127,9 @@ class Evaluator:
 
     def samples(self, generate: Callable[[jax.Array], jax.Array]) -> np.ndarray:
         """Images of the fixed latents, generated `batch_size` at a time."""
-        return np.concatenate([np.asarray(generate(self.latents[i:i + self.batch_size]))
-                               for i in range(0, self.latents.shape[0], self.batch_size)])
+        with progress.step(f"Sampling {self.latents.shape[0]} images"):
+            return np.concatenate([np.asarray(generate(self.latents[i:i + self.batch_size]))
+                                   for i in range(0, self.latents.shape[0], self.batch_size)])
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """The feature scores' features of `images` (one pass of `feature_network`)."""
@@ -145,8 +147,9 @@ class Evaluator:
         by_network = {}  # the feature scores' features, from the pass that computes them
         if ("classifier_is" in m or "classifier_fid" in m
                 or (names and self.feature_network == "classifier")):
-            logits, features = classifier_lib.logits_and_features(self.classifier, images,
-                                                                  self.batch_size)
+            with progress.step(f"Classifying {len(images)} images"):
+                logits, features = classifier_lib.logits_and_features(self.classifier, images,
+                                                                      self.batch_size)
             by_network["classifier"] = features
             if "classifier_is" in m:
                 out["classifier_is"], out["classifier_is_std"] = scores.inception_score(
@@ -155,7 +158,8 @@ class Evaluator:
                 out["classifier_fid"] = scores.frechet_distance(
                     *scores.gaussian_statistics(features), *self.classifier_reference)
         if "inception_score" in m or "fid" in m or (names and self.feature_network == "inception"):
-            pool, logits = _batched(self.inception, images, self.batch_size)
+            with progress.step(f"Running the Inception network on {len(images)} images"):
+                pool, logits = _batched(self.inception, images, self.batch_size)
             by_network["inception"] = pool
             out["resize_clean"] = float(self.resize == "clean")
             if "inception_score" in m:
@@ -166,20 +170,24 @@ class Evaluator:
                                                      *self.inception_reference)
         if "critic" in m:
             real_half, fake_half = len(self.heldout) // 2, len(images) // 2
-            out["critic"] = critic_lib.independent_critic_score(
-                jax.random.fold_in(jax.random.key(self.seed), _CRITIC_KEY),
-                self.heldout[:real_half], images[:fake_half],
-                self.heldout[real_half:], images[fake_half:], self.critic_options)
+            with progress.step("Training and scoring the independent critic "
+                               f"({self.critic_options.num_steps} steps)"):
+                out["critic"] = critic_lib.independent_critic_score(
+                    jax.random.fold_in(jax.random.key(self.seed), _CRITIC_KEY),
+                    self.heldout[:real_half], images[:fake_half],
+                    self.heldout[real_half:], images[fake_half:], self.critic_options)
         if "ms_ssim" in m:
-            out["ms_ssim"] = ms_ssim_lib.mean_pairwise_ms_ssim(images)
+            with progress.step(f"MS-SSIM of {len(images)} images"):
+                out["ms_ssim"] = ms_ssim_lib.mean_pairwise_ms_ssim(images)
         if names:
             features = by_network[self.feature_network]
             reference = (self.classifier_reference if self.feature_network == "classifier"
                          else self.inception_reference)
             n = min(len(features), len(self.heldout_features))  # the same N (warned once)
-            out.update(feature_scores.feature_scores(
-                self.heldout_features[:n], features[:n], names, self.score_options,
-                reference_statistics=reference))
+            with progress.step(f"Scores of {n} features ({', '.join(names)})"):
+                out.update(feature_scores.feature_scores(
+                    self.heldout_features[:n], features[:n], names, self.score_options,
+                    reference_statistics=reference))
         return {**out, **self.reference}
 
     def __call__(self, generate: Callable[[jax.Array], jax.Array]) -> dict[str, float]:

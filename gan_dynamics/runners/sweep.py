@@ -58,7 +58,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from gan_dynamics import signals
+from gan_dynamics import progress, signals
 from gan_dynamics.checks import check_value
 from gan_dynamics.errors import UserError
 from gan_dynamics.outputs import write_json
@@ -105,7 +105,8 @@ def run_part(config: ml_collections.ConfigDict, part: Part, mesh: Mesh,
     num_seeds, num_lrs = int(config.num_seeds), len(part.lrs)
     layout = run_layout(num_seeds * num_lrs, mesh.shape[SEED_AXIS], int(config.chunk_seeds))
     compile_start = time.perf_counter()
-    programs = compile_cell(part.cell, mesh, layout)
+    with progress.step(f"Compiling the programs of {part.name} ({layout.runs} runs)"):
+        programs = compile_cell(part.cell, mesh, layout)
     compile_seconds = time.perf_counter() - compile_start
     runs = NamedSharding(mesh, P(SEED_AXIS))
     index = np.arange(layout.padded)
@@ -135,7 +136,7 @@ def run_part(config: ml_collections.ConfigDict, part: Part, mesh: Mesh,
                   f"{ckpt_dir}", flush=True)
     every = int(config.get("checkpoint_every", 10) or 0)
     chunk_steps = programs.blocks * log_every
-    progress = synthetic_run.Progress(f"{part.name}: ", steps, layout.runs, done * chunk_steps)
+    meter = synthetic_run.Progress(f"{part.name}: ", steps, layout.runs, done * chunk_steps)
     error_index = metric_names.index("param_error")
     run_start = time.perf_counter()
     for chunk in range(done, num_chunks):
@@ -145,8 +146,8 @@ def run_part(config: ml_collections.ConfigDict, part: Part, mesh: Mesh,
         first_log = 1 + chunk * programs.blocks
         values[:, first_log: first_log + programs.blocks] = stack(to_host(logged))
         if is_writer():
-            progress.update((chunk + 1) * chunk_steps,
-                            values[:, first_log + programs.blocks - 1, error_index])
+            meter.update((chunk + 1) * chunk_steps,
+                         values[:, first_log + programs.blocks - 1, error_index])
         if workdir is None:
             continue
         if is_writer():
@@ -343,9 +344,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 for part in cell_parts(config, model, optimizer):
                     shutil.rmtree(os.path.join(workdir, "checkpoints", part.name),
                                   ignore_errors=True)
-                    progress = os.path.join(workdir, "progress", f"{part.name}.npz")
-                    if os.path.exists(progress):
-                        os.remove(progress)
+                    curves = os.path.join(workdir, "progress", f"{part.name}.npz")
+                    if os.path.exists(curves):
+                        os.remove(curves)
                 os.remove(started)
                 summary = collect_summary(workdir, config, mesh.shape[SEED_AXIS])
                 print(format_cell(summary["cells"][name], config.sweep), flush=True)

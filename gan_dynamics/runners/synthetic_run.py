@@ -37,6 +37,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from gan_dynamics import progress
 from gan_dynamics.checks import check_value
 from gan_dynamics.errors import UserError
 from gan_dynamics.outputs import write_json
@@ -205,16 +206,18 @@ def train_with_progress(config: ml_collections.ConfigDict, key: Array, lr: Array
     `chunk_blocks(config)` logging blocks (one compiled program for every chunk) with a
     progress line after each."""
     fns = make_chunk_fns(config, chunk_blocks(config), record_generator=True)
-    start, advance = jax.jit(fns.start), jax.jit(fns.advance)
-    carry, reference, first, generator = start(key, lr)
     chunk_steps = fns.blocks * int(config.log_every)
-    progress = Progress("", int(config.steps), 1)
+    start = progress.compile("the run's start", jax.jit(fns.start), key, lr)
+    carry, reference, first, generator = start(key, lr)
+    advance = progress.compile(f"a chunk of {chunk_steps} steps", jax.jit(fns.advance),
+                               carry, jnp.int32(0), lr)
+    meter = Progress("", int(config.steps), 1)
     logged, generators = [], []
     for chunk in range(int(config.steps) // chunk_steps):
         carry, block_logs, block_generators = advance(carry, jnp.int32(chunk), lr)
         logged.append(jax.device_get(block_logs))
         generators.append(jax.device_get(block_generators))
-        progress.update((chunk + 1) * chunk_steps, logged[-1]["param_error"][-1])
+        meter.update((chunk + 1) * chunk_steps, logged[-1]["param_error"][-1])
     logged = {name: np.concatenate([part[name] for part in logged]) for name in METRICS}
     generators = jax.tree.map(lambda *parts: np.concatenate(parts), *generators)
     return assemble(jax.device_get(first), logged, jax.device_get(reference),

@@ -46,7 +46,9 @@ Outputs in the workdir: `config.json`, `checkpoints/`, `progress.json` (wall sec
 gradient evaluations at each checkpoint), `metrics.jsonl` (one JSON object per logged
 step), `tensorboard/` (event files, written without TensorFlow via
 tensorboardX), `samples/step_XXXXXXXX.png` (a grid from fixed latents, upscaled to at
-least 512 px), `loss_curves.png` and, at the end, `results.json`.
+least 512 px), `loss_curves.png` and, at the end, `results.json`. Before the loop the
+state's initialisation, the training step and the sample grid's generator are compiled
+ahead of time with a message each (`gan_dynamics.progress`).
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gan_dynamics import checkpoints, parallel, signals
+from gan_dynamics import checkpoints, parallel, progress, signals
 from gan_dynamics.data import loader
 from gan_dynamics.errors import NonFiniteLoss, UserError
 from gan_dynamics.outputs import (
@@ -174,6 +176,7 @@ class Reporter:
             jax.random.fold_in(jax.random.key(config.seed), _SAMPLE_LATENTS),
             (int(config.train.num_samples), exp.z_dim))
         self._generate = jax.jit(lambda s, z: generate_fn(exp, s)(z))
+        self._grid = lambda s: self._generate(s, self.sample_z)  # compile_grid replaces it
         self._first_done = None
         # The first non-finite step and what was not finite, on the device.
         self._first_bad = jnp.asarray([-1, _FINITE], jnp.int32)
@@ -195,6 +198,13 @@ class Reporter:
     def total_grad_evals(self) -> int:
         """Cumulative gradient evaluations (waits for the device)."""
         return self.grad_offset + int(jax.device_get(self._grad_evals))
+
+    def compile_grid(self, abstract: TrainState) -> None:
+        """Compile the sample grid's program now (announced), so the first grid waits for
+        nothing."""
+        compiled = progress.compile("the sample generator", self._generate, abstract,
+                                    self.sample_z)
+        self._grid = lambda s: compiled(s, self.sample_z)
 
     def start_clock(self) -> None:
         """Mark the start of the loop: the first step's time is its compilation."""
@@ -222,7 +232,7 @@ class Reporter:
         m.update(wall_seconds=self.wall_seconds(), total_grad_evals=self.total_grad_evals())
         self.writer.write(step, m)
         if self._first_done is None:
-            self._first_done, speed = now, "compiled and ran the first step"
+            self._first_done, speed = now, "first step"
         else:
             rate = (step - self.start - 1) / (now - self._first_done)
             speed = f"{rate:.3g} steps/s  ETA {_format_duration((self.num_steps - step) / rate)}"
@@ -276,14 +286,16 @@ class Reporter:
         if self.hooks and done % t.eval_every == 0 and done > self.start:
             generate = lambda z: self._generate(state, z)  # noqa: E731
             results = {}
-            for hook in self.hooks:
-                results.update({f"eval/{k}": float(v) for k, v in hook(done, state, generate).items()})
+            with progress.step(f"Evaluating step {done}"):
+                for hook in self.hooks:
+                    results.update({f"eval/{k}": float(v)
+                                    for k, v in hook(done, state, generate).items()})
             if results:
                 self.writer.write(done, results)
         if (done % t.sample_every == 0 or done == self.num_steps) and (
                 done > self.start or done == self.num_steps):
             # Every process runs the program (multi-process jit); process 0 writes.
-            images = np.asarray(self._generate(state, self.sample_z))
+            images = np.asarray(self._grid(state))
             if not self.is_main:
                 return
             save_image_grid(images, os.path.join(self.workdir, "samples", f"step_{done:08d}.png"))
@@ -337,7 +349,6 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         start = int(state.step)
         checkpoints.write_config(workdir, config)
         report = stack.enter_context(contextlib.closing(Reporter(workdir, config, exp, start, hooks)))
-        train_step = jit_train_step(exp, mesh, abstract)
         if report.is_main:
             print(("Resuming from checkpoint step " if restored is not None else "Training from step ")
                   + f"{start} to {t.num_steps} on {mesh.devices.size} device(s); workdir {workdir}",
@@ -349,10 +360,16 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                 print(f"The {already} budget was reached by step {start}; nothing to train.",
                       flush=True)
         end = start if already else t.num_steps
+        report.start_clock()  # compile_seconds: this session's compiles and first step
+        if start < end:
+            train_step = progress.compile(
+                "the training step", jit_train_step(exp, mesh, abstract), abstract,
+                jax.ShapeDtypeStruct((exp.n_sub, batch, *exp.image_shape), jnp.float32,
+                                     sharding=parallel.batch_sharding(mesh, batch_axis=1)))
+            report.compile_grid(abstract)
         inputs = loader.device_batches(loader.step_batches(
             exp.source, start, end, exp.n_sub, batch_size=batch, seed=config.seed,
             num_workers=config.data.num_workers), mesh, config.data.prefetch)
-        report.start_clock()
         for step, batches in zip(range(start, end), inputs):
             stop.step = done = step + 1
             state, metrics = train_step(state, batches)

@@ -21,7 +21,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from gan_dynamics import objectives, parallel
+from gan_dynamics import objectives, parallel, progress
 from gan_dynamics.game import Game
 from gan_dynamics.models import mix
 from gan_dynamics.runners.train_config import Experiment
@@ -127,7 +127,9 @@ def create_state(exp: Experiment, seed: int, mesh: jax.sharding.Mesh) -> tuple[T
     key = jax.random.key(seed)
     abstract = jax.eval_shape(lambda k: init_state(exp, k), key)
     shardings = jax.tree.map(lambda _: sharding, abstract)
-    state = jax.jit(lambda k: init_state(exp, k), out_shardings=shardings)(key)
+    init = progress.compile("the initial state",
+                            jax.jit(lambda k: init_state(exp, k), out_shardings=shardings), key)
+    state = init(key)
     abstract = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
     )
