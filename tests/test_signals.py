@@ -157,3 +157,30 @@ def _tiny_config(tmp_path, **train):
     config.train.update(train)
     return config
 
+
+@pytest.mark.slow  # compiles the tiny GAN: 10-25 s on 2 cores
+def test_a_stopped_image_run_leaves_what_a_finished_one_does_marked_partial(tmp_path):
+    """SIGTERM after step 2 of 1000: besides the checkpoint, results.json (partial), the
+    loss curves and the sample grid of step 2, although no grid was due."""
+    import json
+
+    from gan_dynamics.runners import train
+
+    config = _tiny_config(tmp_path, num_steps=1000, sample_every=1000, checkpoint_every=1000,
+                          eval_every=1)
+
+    def sigterm_after_step_2(step, state, generate):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return {}
+
+    workdir = tmp_path / "wd"
+    with pytest.raises(signals.Stopped) as stopped:
+        train.run(config, str(workdir), eval_hooks=[sigterm_after_step_2])
+    assert stopped.value.exit_code == 143 and "marked partial" in str(stopped.value)
+    results = json.loads((workdir / "results.json").read_text())
+    assert results["partial"] is True and results["stopped_by"] == "SIGTERM"
+    assert results["steps"] == 2 and results["final_losses"]["step"] == 2
+    assert (workdir / "loss_curves.png").stat().st_size > 0
+    assert os.listdir(workdir / "samples") == ["step_00000002.png"]
+    assert os.listdir(workdir / "checkpoints") == ["2"]

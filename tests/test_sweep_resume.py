@@ -83,6 +83,10 @@ def test_stopped_sweep_resumes_bit_for_bit_and_refuses_other_settings(
         assert np.isfinite(partial["values"][:, :, :3, 0]).all()
         assert np.isnan(partial["values"][:, :, 3:]).all()
     assert not os.path.exists(os.path.join(workdir, "ns__altgd.npz"))
+    with open(os.path.join(workdir, "summary.json")) as f:
+        summary = json.load(f)  # what a finished sweep leaves, marked partial
+    assert summary["partial"] is True and summary["interrupted_cell"] == "ns__altgd"
+    assert summary["cells"] == {}
 
     with pytest.raises(UserError, match=r"lrs: saved \[0.001, 0.02\], now \[0.001, 0.03\]"):
         changed = small_config()

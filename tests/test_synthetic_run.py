@@ -112,3 +112,31 @@ def test_chunks_divide_the_run():
     config.chunk_steps = 3_000  # does not divide 200k
     with pytest.raises(UserError, match="chunk_steps"):
         synthetic_train.chunk_blocks(config)
+
+
+def test_a_stopped_run_writes_its_results_so_far_marked_partial(tmp_path, monkeypatch):
+    """SIGTERM during step 2 of 8: the run stops after that chunk, writes results.json
+    (marked partial), metrics.npz and snapshots.png for steps 0..2, and exits 143."""
+    import signal
+
+    from gan_dynamics import signals
+
+    chunks = []
+
+    def sigterm_during_the_first_chunk(self, done_steps, errors_now):
+        chunks.append(done_steps)
+        if len(chunks) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(synthetic_run.Progress, "update", sigterm_during_the_first_chunk)
+    with pytest.raises(signals.Stopped) as stopped:
+        config = tiny_config(chunk_steps=2)
+        config.steps = 8
+        synthetic_run.run(config, str(tmp_path))
+    assert stopped.value.exit_code == 143 and "marked partial" in str(stopped.value)
+    assert chunks == [2]
+    with open(tmp_path / "results.json") as f:
+        saved = json.load(f)
+    assert saved["partial"] is True and saved["stopped_by"] == "SIGTERM" and saved["steps"] == 2
+    np.testing.assert_array_equal(np.load(tmp_path / "metrics.npz")["step"], [0, 2])
+    assert os.path.getsize(tmp_path / "snapshots.png") > 0

@@ -30,7 +30,8 @@ lr|d, time, metric) and `reference` (seed, lr|d, metric: errors of a fresh rando
 generator), and `<model>__<optimizer>.json` naming the axes and their coordinates, with
 the cell's settings, time and memory; `summary.json` holds, for every finished cell in
 the workdir and sweep value, the final errors' mean with a 95% bootstrap interval,
-median and the fraction of diverged (non-finite) runs. `experiments/plots.py` draws them.
+median and the fraction of diverged (non-finite) runs (after a stop, marked `partial`,
+naming the interrupted cell). `experiments/plots.py` draws them.
 
 Several processes (`config.parallel.distributed`, `jax.distributed` started by
 experiments/run.py) share one mesh over all their devices: every process builds the same
@@ -298,7 +299,7 @@ def collect_summary(workdir: str, config: ml_collections.ConfigDict,
                        "rows": axes["rows"]}
     return {"sweep": config.sweep, "num_seeds": config.num_seeds, "steps": config.steps,
             "devices": devices, "processes": jax.process_count(), "cells": cells,
-            "config": config.to_dict()}
+            "partial": False, "config": config.to_dict()}
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -333,7 +334,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 os.makedirs(os.path.dirname(started), exist_ok=True)
                 write_json(started, fingerprint, indent=1)
             start = time.time()
-            values, reference, axes = sweep_cell(config, model, optimizer, mesh, workdir, stop)
+            try:
+                values, reference, axes = sweep_cell(config, model, optimizer, mesh, workdir,
+                                                     stop)
+            except signals.Stopped:
+                if writer:  # the finished cells' summary, marked partial: a look before resuming
+                    write_json(os.path.join(workdir, "summary.json"),
+                               {**collect_summary(workdir, config, mesh.shape[SEED_AXIS]),
+                                "partial": True, "interrupted_cell": name}, indent=1)
+                raise
             axes["seconds"] = time.time() - start
             axes["config"] = fingerprint
             axes["rows"] = cell_summary(values, reference, axes)

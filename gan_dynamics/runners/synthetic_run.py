@@ -37,7 +37,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from gan_dynamics import progress
+from gan_dynamics import progress, signals
 from gan_dynamics.checks import check_value
 from gan_dynamics.errors import UserError
 from gan_dynamics.outputs import write_json
@@ -200,11 +200,11 @@ def _finite_summary(metrics: dict[str, np.ndarray]) -> dict[str, Any]:
     return {"final": final, "finite": bool(np.all(np.isfinite([final[m] for m in ERROR_METRICS])))}
 
 
-def train_with_progress(config: ml_collections.ConfigDict, key: Array, lr: Array
-                        ) -> TrainResult:
+def train_with_progress(config: ml_collections.ConfigDict, key: Array, lr: Array,
+                        stop: signals.StopRequests | None = None) -> TrainResult:
     """`make_train(config, record_generator=True)(key, lr)` on the host, run as chunks of
     `chunk_blocks(config)` logging blocks (one compiled program for every chunk) with a
-    progress line after each."""
+    progress line after each; when `stop` receives a signal, the chunks done so far."""
     fns = make_chunk_fns(config, chunk_blocks(config), record_generator=True)
     chunk_steps = fns.blocks * int(config.log_every)
     start = progress.compile("the run's start", jax.jit(fns.start), key, lr)
@@ -214,10 +214,14 @@ def train_with_progress(config: ml_collections.ConfigDict, key: Array, lr: Array
     meter = Progress("", int(config.steps), 1)
     logged, generators = [], []
     for chunk in range(int(config.steps) // chunk_steps):
+        if stop is not None:
+            stop.step = (chunk + 1) * chunk_steps
         carry, block_logs, block_generators = advance(carry, jnp.int32(chunk), lr)
         logged.append(jax.device_get(block_logs))
         generators.append(jax.device_get(block_generators))
         meter.update((chunk + 1) * chunk_steps, logged[-1]["param_error"][-1])
+        if stop is not None and stop.received is not None:
+            break
     logged = {name: np.concatenate([part[name] for part in logged]) for name in METRICS}
     generators = jax.tree.map(lambda *parts: np.concatenate(parts), *generators)
     return assemble(jax.device_get(first), logged, jax.device_get(reference),
@@ -226,15 +230,27 @@ def train_with_progress(config: ml_collections.ConfigDict, key: Array, lr: Array
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Runner "synthetic": one seed; writes results.json, metrics.npz and snapshots.png."""
+    """Runner "synthetic": one seed; writes results.json, metrics.npz and snapshots.png.
+
+    SIGTERM or Ctrl-C stops it after the current chunk: it writes the same files for the
+    steps done, `results.json` marked `partial`, and raises `signals.Stopped` (a synthetic
+    run keeps no checkpoint: the same command trains again from the start).
+    """
     config = resolve(config)
     validate(config)
     key = seed_key(config.seed, config.seed_index)
     print(f"Training {config.model} with {config.optimizer.name} for {config.steps} steps.",
           flush=True)
-    result = train_with_progress(config, key, jnp.asarray(config.optimizer.lr, jnp.float32))
+    with signals.StopRequests("writing the results so far after {step}") as stop:
+        result = train_with_progress(config, key, jnp.asarray(config.optimizer.lr, jnp.float32),
+                                     stop)
     metrics = {name: np.asarray(v) for name, v in result.metrics.items()}
+    done = int(np.asarray(result.step)[-1])
+    stopped_by = signals.name(stop.received) if stop.received is not None else None
     summary = {
+        "steps": done,
+        "partial": stopped_by is not None,
+        "stopped_by": stopped_by,
         "model": config.model,
         "optimizer": config.optimizer.name,
         "lr": float(config.optimizer.lr),
@@ -253,4 +269,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   seed=int(config.seed))
     print(json.dumps({k: summary[k] for k in ("model", "optimizer", "init", "initial",
                                               "reference_random_init", "final")}, indent=1))
+    if stopped_by is not None:
+        raise signals.Stopped(stop.received, (
+            f"Stopped by {stopped_by} after step {done} of {config.steps}: wrote the results "
+            f"so far to {workdir} (results.json marked partial, metrics.npz, snapshots.png). "
+            "A synthetic run keeps no checkpoint: run the same command to train from the "
+            "start."))
     return summary

@@ -29,7 +29,10 @@ this module is the loop.
   rows of steps > c are dropped (`outputs.MetricWriter`) and nothing at c is redone.
 - Exits: a finished run writes `results.json` (from metrics.jsonl: also a rerun with no
   step left, and a run stopped by a signal during its last step); a signal raises
-  `signals.Stopped` after the save (entry points exit 128 + signal number); a non-finite
+  `signals.Stopped` after the save and after writing what a finished run leaves (the
+  sample grid of that step, the loss curves, `results.json` marked `"partial": true` with
+  the signal's name), so a stopped run can be looked at before it is resumed (entry
+  points exit 128 + signal number); a non-finite
   loss or state raises `errors.NonFiniteLoss` naming the last good checkpoint. The
   metric writer and the checkpoint manager are closed on every exit (async saves
   finished).
@@ -46,9 +49,9 @@ Outputs in the workdir: `config.json`, `checkpoints/`, `progress.json` (wall sec
 gradient evaluations at each checkpoint), `metrics.jsonl` (one JSON object per logged
 step), `tensorboard/` (event files, written without TensorFlow via
 tensorboardX), `samples/step_XXXXXXXX.png` (a grid from fixed latents, upscaled to at
-least 512 px), `loss_curves.png` and, at the end, `results.json`. Before the loop the
-state's initialisation, the training step and the sample grid's generator are compiled
-ahead of time with a message each (`gan_dynamics.progress`).
+least 512 px), `loss_curves.png` and, at the end or on a stop, `results.json`. Before the
+loop the state's initialisation, the training step and the sample grid's generator are
+compiled ahead of time with a message each (`gan_dynamics.progress`).
 """
 
 from __future__ import annotations
@@ -177,6 +180,7 @@ class Reporter:
             (int(config.train.num_samples), exp.z_dim))
         self._generate = jax.jit(lambda s, z: generate_fn(exp, s)(z))
         self._grid = lambda s: self._generate(s, self.sample_z)  # compile_grid replaces it
+        self._drawn = -1  # the step of the last sample grid
         self._first_done = None
         # The first non-finite step and what was not finite, on the device.
         self._first_bad = jnp.asarray([-1, _FINITE], jnp.int32)
@@ -294,17 +298,26 @@ class Reporter:
                 self.writer.write(done, results)
         if (done % t.sample_every == 0 or done == self.num_steps) and (
                 done > self.start or done == self.num_steps):
-            # Every process runs the program (multi-process jit); process 0 writes.
-            images = np.asarray(self._grid(state))
-            if not self.is_main:
-                return
-            save_image_grid(images, os.path.join(self.workdir, "samples", f"step_{done:08d}.png"))
-            save_loss_curves(read_metrics(self.workdir), os.path.join(self.workdir,
-                                                                       "loss_curves.png"))
+            self.grid_and_curves(done, state)
 
-    def results(self, step: int) -> None:
+    def grid_and_curves(self, done: int, state: TrainState) -> None:
+        """The sample grid of the parameters after `done` steps and the loss curves so far
+        (once per step: a stop at a sampling step does not draw them twice)."""
+        if done == self._drawn:
+            return
+        self._drawn = done
+        # Every process runs the program (multi-process jit); process 0 writes.
+        images = np.asarray(self._grid(state))
+        if not self.is_main:
+            return
+        save_image_grid(images, os.path.join(self.workdir, "samples", f"step_{done:08d}.png"))
+        save_loss_curves(read_metrics(self.workdir), os.path.join(self.workdir,
+                                                                   "loss_curves.png"))
+
+    def results(self, step: int, stopped_by: str | None = None) -> None:
         """results.json: the final losses and the last evaluation, as metrics.jsonl holds
-        them (so that a rerun of a run that finished without writing it can)."""
+        them (so that a rerun of a run that finished without writing it can); `partial`,
+        with the signal's name, when a signal stopped the run before its last step."""
         if not self.is_main:
             return
         records = read_metrics(self.workdir)
@@ -312,7 +325,8 @@ class Reporter:
         last_eval = next(({k: v for k, v in r.items() if k == "step" or k.startswith("eval/")}
                           for r in reversed(records) if any(k.startswith("eval/") for k in r)), {})
         write_json(os.path.join(self.workdir, "results.json"),
-                   {"steps": step, "final_losses": final_losses, "last_eval": last_eval,
+                   {"steps": step, "partial": stopped_by is not None, "stopped_by": stopped_by,
+                    "final_losses": final_losses, "last_eval": last_eval,
                     "wall_seconds": final_losses.get("wall_seconds", 0.0),
                     "total_grad_evals": final_losses.get("total_grad_evals", 0),
                     "budget_reached": (None if self.budget_reached is None else
@@ -383,11 +397,17 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                 report.save_progress(done)
             if signum:
                 ckpt.manager.wait_until_finished()
-                if done == t.num_steps:  # the run is complete: report it as well
-                    report.results(done)
+                # What a finished run leaves (marked partial unless this was the last
+                # step): a look before resuming.
+                report.grid_and_curves(done, state)
+                complete = done == t.num_steps
+                report.results(done, stopped_by=None if complete else signals.name(signum))
                 raise signals.Stopped(signum, f"Stopped by {signals.name(signum)}: saved "
-                                      f"checkpoint step {done} in {ckpt.directory}; run the "
-                                      "same command again to resume.")
+                                      f"checkpoint step {done} in {ckpt.directory} and the "
+                                      "results so far (results.json"
+                                      + ("" if complete else ", marked partial")
+                                      + "; loss_curves.png; samples/); run the same command "
+                                      "again to resume.")
             if budget:
                 report.budget_reached = (budget, done)
                 if report.is_main:
