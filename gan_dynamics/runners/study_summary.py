@@ -477,9 +477,10 @@ def plot_boxes(config: ml_collections.ConfigDict, rows_by_run: Mapping[str, list
         jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else [0.0]
         ax.plot(i + np.asarray(jitter), values, "k.", ms=4)
     how = direction(metric, config)
-    ax.set_ylabel(f"{metric} at the last evaluation"
-                  + {"min": " (lower is better)", "max": " (higher is better)", None: ""}[how])
-    ax.set_title("runs (settings x seeds) per model", fontsize=9)
+    ax.set_ylabel(metric)  # the rest in the title: a long label is cut at the figure's edge
+    ax.set_title(f"{metric} at the last evaluation"
+                 + {"min": " (lower is better)", "max": " (higher is better)", None: ""}[how]
+                 + ": runs (settings x seeds) per model", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
