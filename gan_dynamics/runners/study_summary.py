@@ -480,7 +480,7 @@ def plot_boxes(config: ml_collections.ConfigDict, rows_by_run: Mapping[str, list
     ax.set_ylabel(metric)  # the rest in the title: a long label is cut at the figure's edge
     ax.set_title(f"{metric} at the last evaluation"
                  + {"min": " (lower is better)", "max": " (higher is better)", None: ""}[how]
-                 + ": runs (settings x seeds) per model", fontsize=9)
+                 + "\nruns (settings x seeds) per model", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
