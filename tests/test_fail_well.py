@@ -156,7 +156,7 @@ ROWS = [
     ("too_many_devices", ["--config=TINY", "--config.parallel.num_devices=99"],
      ["num_devices=99", "devices are visible"], "absent"),
     ("image_size_mismatch", ["--config=TINY", "--config.model.image_size=16"],
-     ["(8, 8, 1)", "pick a model"], "absent"),
+     ["image_size=8", "(16, 16, 1)", "pick a model"], "absent"),
     ("missing_dataset", ["--config=TINY", "--config.data.name=cifar10",
                          "--config.data.data_dir=TMP/no_data"],
      ["cifar10", "Prepare it once"], "absent"),
