@@ -40,8 +40,15 @@ def check_section(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
     if unknown:
         raise UserError(f"Unknown key(s) {unknown} in config.nn_distance; known keys: "
                         f"{sorted(defaults.keys())}.")
-    merged = ml_collections.ConfigDict(defaults.to_dict())
-    merged.update(section.to_dict() if hasattr(section, "to_dict") else dict(section))
+    # A plain merge: the section's values are checked below, naming the key, not by the
+    # defaults' types.
+    merged = ml_collections.ConfigDict({
+        **defaults.to_dict(), **(section.to_dict() if hasattr(section, "to_dict") else dict(section))})
+    hidden = merged.hidden
+    if not (isinstance(hidden, (tuple, list)) and all(
+            isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden)):
+        raise UserError(f"config.nn_distance.hidden={hidden!r} must be a tuple of layer widths "
+                        "(positive integers), e.g. (256, 256); () for a linear critic.")
     if not isinstance(merged.split, str):
         raise UserError(f"config.nn_distance.split={merged.split!r} must be a split's name, "
                         "e.g. 'test'.")
