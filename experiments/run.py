@@ -301,6 +301,17 @@ def _holds_the_lock(config: Any) -> bool:
     return jax.process_index() == 0
 
 
+def what_was_set(config_path: str, overridden: dict[str, Any]) -> str:
+    """The input a failed check blames: the key the command line set, if it set one."""
+    if len(overridden) == 1:
+        (key, value), = overridden.items()
+        return f"config.{key}={value!r}"
+    if overridden:
+        keys = ", ".join(f"config.{key}" for key in overridden)
+        return f"The config of {config_path} with {keys} set on the command line"
+    return f"The config of {config_path}"
+
+
 def execute(inv: Invocation) -> Any:
     """Validate the config, prepare the workdir and run; the runner's result (a study:
     what its flags ask, `gan_dynamics.runners.study_run.execute`)."""
@@ -312,18 +323,21 @@ def execute(inv: Invocation) -> Any:
                                        inv.workdir, inv.debug)
         request = study.Request(inv.task, inv.list_tasks, inv.summarize, command,
                                 tuple(inv.overridden))
-        return study_run.execute(config, inv.workdir, request, run_config)
-    return run_config(config, inv.workdir)
+        return study_run.execute(config, inv.workdir, request, run_config,
+                                 what_was_set(inv.config_path, inv.overridden))
+    return run_config(config, inv.workdir, what_was_set(inv.config_path, inv.overridden))
 
 
-def run_config(config: Any, workdir: str) -> Any:
-    """Validate one run's resolved config, prepare and lock its workdir and run it."""
+def run_config(config: Any, workdir: str, what: str = "The config") -> Any:
+    """Validate one run's resolved config, prepare and lock its workdir and run it;
+    `what` names the input in the message of a check that fails (`dispatch.check`)."""
     if config.get("runner") in ("image", "sweep") and "parallel" in config:
         # Before anything starts JAX's backend (the checks build models abstractly).
         from gan_dynamics import parallel
 
-        parallel.initialize_distributed(config.parallel)
-    dispatch.check(config, data=False)
+        with errors.rejected_input(what):
+            parallel.initialize_distributed(config.parallel)
+    dispatch.check(config, data=False, what=what)
     run = resolve_runner(config.runner)
     # Only a single process removes an empty workdir it created on failure: in a
     # multi-process run another process may be about to write there.

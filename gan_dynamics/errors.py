@@ -5,15 +5,19 @@ Entry points print its message alone (no traceback) and exit with status 2; `--d
 message's first line says what is wrong and how to fix it; later lines may add detail.
 
 `UserError` derives from `ValueError` so that code catching bad values keeps working.
+`rejected_input(what)` turns every other exception raised while user input is read and
+checked into a `UserError` of one line: checks cannot foresee every value a model, a
+dataset or a library rejects deep inside, and none of those may end in a traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import sys
 import traceback
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -44,6 +48,32 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     if not close:
         return ""
     return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+def one_line(err: BaseException, limit: int = 240) -> str:
+    """'Type: the first line of the message', at most `limit` characters (some libraries
+    put whole tree dumps or shape listings in their messages)."""
+    lines = str(err).strip().splitlines()
+    text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+@contextlib.contextmanager
+def rejected_input(what: str) -> Iterator[None]:
+    """Inside, any exception is the input's doing: re-raised as a UserError naming `what`.
+
+    For code that only reads and checks user input (a config's checks and its abstract
+    build, before anything runs): a value no check was taught still ends in one line,
+    `<what> was rejected ... (<Type>: <message>)`, and `--debug` shows where it failed.
+    Around code that runs the work, it would hide bugs as user errors: do not use it there.
+    """
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001  (the point: every exception of the input)
+        raise UserError(f"{what} was rejected while checking the run ({one_line(err)}); "
+                        "change it (--debug shows where it failed).") from err
 
 
 def debug_requested() -> bool:

@@ -20,7 +20,23 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from gan_dynamics.errors import UserError
+
 DATA_AXIS = "data"
+
+# The keys of a `parallel` section and the type of each.
+_KINDS = {"num_devices": int, "distributed": bool, "coordinator_address": str,
+          "num_processes": int, "process_id": int}
+
+
+def check_config(parallel_config: Any) -> None:
+    """UserError naming the key when a `parallel` section's value has the wrong type
+    (before `initialize_distributed` acts on it: a string is a true `distributed`)."""
+    for key, kind in _KINDS.items():
+        value = parallel_config.get(key, kind())
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise UserError(f"config.parallel.{key}={value!r} must be "
+                            f"{'an' if kind is int else 'a'} {kind.__name__}.")
 
 
 def initialize_distributed(parallel_config: Any) -> None:
@@ -29,6 +45,7 @@ def initialize_distributed(parallel_config: Any) -> None:
     Empty `coordinator_address` / negative `num_processes` / `process_id` let JAX detect
     them from the cluster environment (SLURM, TPU pods, Open MPI).
     """
+    check_config(parallel_config)
     if not parallel_config.distributed or jax.distributed.is_initialized():
         return
     address = parallel_config.coordinator_address or None

@@ -20,7 +20,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from gan_dynamics import checkpoints
+from gan_dynamics import checkpoints, errors
 from gan_dynamics.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -156,7 +156,7 @@ ROWS = [
     ("too_many_devices", ["--config=TINY", "--config.parallel.num_devices=99"],
      ["num_devices=99", "devices are visible"], "absent"),
     ("image_size_mismatch", ["--config=TINY", "--config.model.image_size=16"],
-     ["(8, 8, 1)", "pick a model"], "absent"),
+     ["image_size=8", "(16, 16, 1)", "pick a model"], "absent"),
     ("missing_dataset", ["--config=TINY", "--config.data.name=cifar10",
                          "--config.data.data_dir=TMP/no_data"],
      ["cifar10", "Prepare it once"], "absent"),
@@ -500,3 +500,19 @@ def test_an_unexpected_exception_closes_files_and_names_the_last_checkpoint(trai
     assert sorted(os.listdir(tmp_path / "wd" / "checkpoints")) == ["1"]
     rows = [json.loads(line) for line in open(tmp_path / "wd" / "metrics.jsonl")]
     assert [r["step"] for r in rows] == [1, 1, 2]  # losses 1, eval 1, losses 2: all flushed
+
+
+def test_rejected_input_is_one_line_naming_the_input():
+    """Any exception of a check becomes one line naming the input; a UserError passes as
+    it is (its message already says what to change)."""
+    with pytest.raises(UserError) as caught:
+        with errors.rejected_input("config.model.z_dim='abc'"):
+            raise TypeError("unsupported operand\n  a dump of the operands")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "config.model.z_dim='abc'" in message and "TypeError: unsupported operand" in message
+    original = UserError("config.seed=-1 must be >= 0.")
+    with pytest.raises(UserError) as caught:
+        with errors.rejected_input("config.seed=-1"):
+            raise original
+    assert caught.value is original

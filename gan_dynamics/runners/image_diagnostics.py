@@ -125,14 +125,28 @@ def options_from_section(section: ml_collections.ConfigDict) -> report.Options:
     return options
 
 
+def check_section(config: ml_collections.ConfigDict) -> int:
+    """`config.diagnostics.every` (0: off, or no section), after checking the section
+    when it is on; UserError naming the key."""
+    section = config.get("diagnostics", None)
+    every = 0 if section is None else section.get("every", 0)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise UserError(f"config.diagnostics.every={every!r} must be an integer >= 0 (0: off).")
+    if every:
+        options_from_section(section)
+        size = section.get("batch_size", 0)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise UserError(f"config.diagnostics.batch_size={size!r} must be an integer >= 0 "
+                            "(0: config.data.batch_size).")
+    return every
+
+
 def make_eval_hooks(config: ml_collections.ConfigDict, exp: Any) -> list[EvalHook]:
     """The diagnostics hook of `config.diagnostics`, or none when it is off or absent."""
-    section = config.get("diagnostics", None)
-    if section is None or not int(section.get("every", 0)):
+    every = check_section(config)
+    if not every:
         return []
-    every = int(section.every)
-    if every < 0:
-        raise UserError(f"config.diagnostics.every={every} must be >= 0 (0: off).")
+    section = config.diagnostics
     options = options_from_section(section)
     batch = fixed_batch(exp, config, int(section.get("batch_size", 0)))
     game_fn = fixed_game_fn(exp, batch, int(config.seed))

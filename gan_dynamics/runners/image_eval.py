@@ -86,7 +86,10 @@ EvalHook = Callable[[int, Any, Callable[[jax.Array], jax.Array]], dict[str, floa
 
 def parse_metrics(value: Any) -> tuple[str, ...]:
     """Metric names from "a,b" or a sequence; unknown names fail with the known ones."""
-    names = value.split(",") if isinstance(value, str) else list(value or ())
+    if not (isinstance(value, (str, list, tuple)) and all(isinstance(n, str) for n in value)):
+        raise UserError(f"config.eval.metrics={value!r} must be comma-separated metric names "
+                        f"(of {list(METRICS)}), or \"\" for none.")
+    names = value.split(",") if isinstance(value, str) else list(value)
     names = tuple(n.strip() for n in names if n.strip())
     for n in names:
         if n not in METRICS:
@@ -217,6 +220,31 @@ def _open(config: ml_collections.ConfigDict, split: str):
         raise UserError(f"config.eval needs split {split!r} of dataset {d.name!r}: {err}") from err
 
 
+def check_section(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The metrics `config.eval` turns on (none: off, or no section), after checking the
+    values evaluation reads, before any data is opened; UserError naming the key."""
+    section = config.get("eval", None)
+    if section is None:
+        return ()
+    metrics = parse_metrics(section.get("metrics", ""))
+    if not metrics:
+        return ()
+    for key, least in (("num_samples", 4), ("batch_size", 1), ("is_splits", 1), ("seed", 0)):
+        value = section.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UserError(f"config.eval.{key}={value!r} must be an integer >= {least}.")
+    section_options(critic_lib.CriticOptions, section.critic, "critic")
+    section_options(classifier_lib.ClassifierOptions, section.classifier, "classifier")
+    section_options(feature_scores.ScoreOptions, section.get("scores", {}), "scores")
+    resize = section.get("resize", "pytorch_fid")
+    network = section.get("features", "inception")
+    if resize not in resize_lib.MODES or network not in FEATURE_NETWORKS:
+        raise UserError(f"config.eval.resize must be one of {list(resize_lib.MODES)} and "
+                        f"config.eval.features one of {list(FEATURE_NETWORKS)}; got "
+                        f"{resize!r}, {network!r}.")
+    return metrics
+
+
 def make_evaluator(config: ml_collections.ConfigDict, exp: Any, *,
                    heldout: Optional[np.ndarray] = None, train_source: Any = None,
                    log: Optional[Callable[[str], None]] = print) -> Optional[Evaluator]:
@@ -226,26 +254,17 @@ def make_evaluator(config: ml_collections.ConfigDict, exp: Any, *,
     `heldout` (real images in [-1, 1]) replaces the held-out split's images and
     `train_source` the training split (the FID references' data).
     """
-    section = config.get("eval", None)
-    if section is None:
-        return None
-    metrics = parse_metrics(section.get("metrics", ""))
+    metrics = check_section(config)
     if not metrics:
         return None
+    section = config.eval
     num_samples, batch_size = int(section.num_samples), int(section.batch_size)
-    if num_samples < 4 or batch_size < 1 or int(section.is_splits) < 1:
-        raise UserError(f"config.eval needs num_samples >= 4, batch_size >= 1 and "
-                        f"is_splits >= 1; got {num_samples}, {batch_size}, {section.is_splits}.")
     critic_options = section_options(critic_lib.CriticOptions, section.critic, "critic")
     clf_options = section_options(classifier_lib.ClassifierOptions, section.classifier, "classifier")
     score_options = section_options(feature_scores.ScoreOptions, section.get("scores", {}),
                                     "scores")
     resize = section.get("resize", "pytorch_fid")
     network = section.get("features", "inception")
-    if resize not in resize_lib.MODES or network not in FEATURE_NETWORKS:
-        raise UserError(f"config.eval.resize must be one of {list(resize_lib.MODES)} and "
-                        f"config.eval.features one of {list(FEATURE_NETWORKS)}; got "
-                        f"{resize!r}, {network!r}.")
     size = int(exp.image_shape[0])
     if heldout is None:
         source = _open(config, section.split)

@@ -68,6 +68,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.steps % config.eval_every:
         raise ValueError(f"config.steps={config.steps} must be a multiple of "
                          f"config.eval_every={config.eval_every}.")
+    cells = config.get("cells", "")
+    if not isinstance(cells, str):
+        raise ValueError(f"config.cells={cells!r} must be comma-separated cell names "
+                         "(model__optimizer), or \"\" for all.")
+    names = [f"{model}__{optimizer}" for model in config.models for optimizer in config.optimizers]
+    unknown = [c for c in cells.split(",") if c and c not in names]
+    if unknown:
+        raise ValueError(f"config.cells names {unknown}, which are not cells of this config; "
+                         f"choose from {names} (\"\": all).")
     nnd.check(_nn_config(config))
 
 

@@ -21,6 +21,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from gan_dynamics.errors import UserError
 from gan_dynamics.parallel import put_rows, to_host
 from gan_dynamics.runners import synthetic_train
 from gan_dynamics.runners.sweep_settings import TARGET_CHUNKS
@@ -35,14 +36,17 @@ def seed_mesh(num_devices: int = 0) -> Mesh:
     """A one-axis mesh named "seeds" over the first `num_devices` devices (0: all; all
     processes' devices in a multi-process run)."""
     available = jax.device_count()
+    if isinstance(num_devices, bool) or not isinstance(num_devices, int):
+        raise UserError(f"config.num_devices={num_devices!r} must be an integer (0: all "
+                        f"{available} devices).")
     n = num_devices or available
     if not 1 <= n <= available:
-        raise ValueError(f"num_devices={num_devices} but {available} devices are visible; "
-                         "use 0 for all of them.")
+        raise UserError(f"config.num_devices={num_devices} but {available} devices are "
+                        "visible; use 0 for all of them.")
     if n != available and jax.process_count() > 1:
-        raise ValueError(f"num_devices={num_devices} in a run of {jax.process_count()} "
-                         f"processes: it must be 0 (all {available} devices of all "
-                         "processes).")
+        raise UserError(f"config.num_devices={num_devices} in a run of {jax.process_count()} "
+                        f"processes: it must be 0 (all {available} devices of all "
+                        "processes).")
     # Auto axes: XLA propagates the seed sharding through the vmapped program. (Explicit
     # axes, make_mesh's default, make every scatter inside the solvers name its sharding.)
     return jax.make_mesh((n,), (SEED_AXIS,), devices=jax.devices()[:n],

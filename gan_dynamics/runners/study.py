@@ -59,6 +59,9 @@ X_AXES = ("step", "grad_evals", "wall_seconds")
 # Final states: a rerun skips them. Every other state (stopped, failed, running with no
 # live process) is run again, resuming from the task's checkpoints where it has them.
 FINAL = ("done", "diverged")
+# Tasks are listed, checked and recorded one by one (a directory each): a study of more
+# is a typo in seeds, num_samples or the axes, not a plan.
+MAX_TASKS = 1_000_000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 RunConfig = Callable[[ml_collections.ConfigDict, str], Any]
@@ -171,8 +174,39 @@ def check_study(config: ml_collections.ConfigDict) -> None:
     if config.summary.x_axis not in X_AXES:
         raise UserError(f"config.summary.x_axis={config.summary.x_axis!r} must be one of "
                         f"{list(X_AXES)}.")
+    for key in ("partition", "account", "qos"):
+        if not isinstance(s[key], str):
+            raise UserError(f"config.slurm.{key}={s[key]!r} must be a string (\"\": the "
+                            "cluster's default).")
+    if not _strings(s.setup):
+        raise UserError(f"config.slurm.setup={s.setup!r} must be a tuple of shell lines, "
+                        "e.g. (\"source .venv/bin/activate\",).")
+    _check_summary(config.summary)
     _check_axes(config.axes)
     _check_ranges(config.ranges)
+    grid = math.prod(len(levels) for _, levels in config.axes)
+    count = grid * max(config.num_samples, 1) * config.seeds
+    if count > MAX_TASKS:
+        raise UserError(f"This study has {count:,} tasks ({grid} grid cells x "
+                        f"config.num_samples={config.num_samples} x config.seeds="
+                        f"{config.seeds}), more than {MAX_TASKS:,}; lower them.")
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value)
+
+
+def _check_summary(summary: Any) -> None:
+    """UserError on a `config.summary` value of the wrong kind (read after the tasks ran)."""
+    for key in ("metrics", "compare", "lower_is_better", "higher_is_better"):
+        if not _strings(summary[key]):
+            raise UserError(f"config.summary.{key}={summary[key]!r} must be a tuple of names.")
+    if len(summary.compare) not in (0, 2):
+        raise UserError(f"config.summary.compare={tuple(summary.compare)!r} must name two "
+                        "cells (the first compared with the second), or none.")
+    if not isinstance(summary.model_axis, str):
+        raise UserError(f"config.summary.model_axis={summary.model_axis!r} must be an axis "
+                        "name (\"\": the first axis).")
 
 
 def _check_axes(axes: Any) -> None:

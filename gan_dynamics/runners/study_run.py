@@ -12,14 +12,16 @@ from typing import Any
 
 import ml_collections
 
-from gan_dynamics import workdir_lock
+from gan_dynamics import errors, workdir_lock
 from gan_dynamics.runners import study, study_launch, study_summary
 
 
 def execute(config: ml_collections.ConfigDict, workdir: str, request: study.Request,
-            run_config: study.RunConfig) -> Any:
+            run_config: study.RunConfig, what: str = "The study's config") -> Any:
     """What `experiments/run.py` does with a study config: run one task (`--task`), list
-    the tasks (`--list`), summarise (`--summarize`) or launch every unfinished task."""
+    the tasks (`--list`), summarise (`--summarize`) or launch every unfinished task.
+    `what` names the input in the one-line error of a check that fails
+    (`errors.rejected_input`)."""
     overridden = study.base_overrides(request.overridden)
     if request.task is not None:
         return study.run_task(config, workdir, request.task, run_config, overridden)
@@ -29,7 +31,9 @@ def execute(config: ml_collections.ConfigDict, workdir: str, request: study.Requ
     import jax
 
     jax.config.update("jax_platforms", "cpu")
-    every = study.check_tasks(config, overridden, data=not (request.list_tasks or request.summarize))
+    with errors.rejected_input(what):
+        every = study.check_tasks(config, overridden,
+                                  data=not (request.list_tasks or request.summarize))
     if request.list_tasks:
         print(study.format_tasks(config, workdir, every), flush=True)
         return None

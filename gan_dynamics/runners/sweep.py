@@ -248,6 +248,12 @@ def check(config: ml_collections.ConfigDict, data: bool = True) -> None:
         config = synthetic_run.resolve(config)
         validate(config)
         synthetic_run.check_values(config)
+        devices = config.get("num_devices", 0)
+        # The devices themselves are counted when the run starts (`seed_mesh`): a study
+        # checks its cells on the CPU.
+        if isinstance(devices, bool) or not isinstance(devices, int) or devices < 0:
+            raise UserError(f"config.num_devices={devices!r} must be an integer >= 0 (0: "
+                            "all devices).")
         for optimizer in names(config.run_optimizers):
             settings = config.optimizers[optimizer]
             lrs = list(settings.get("lrs", ())) if config.sweep == "lr" else []

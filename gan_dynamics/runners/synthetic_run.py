@@ -57,7 +57,8 @@ from gan_dynamics.runners.synthetic_train import (
 
 
 def check_values(config: ml_collections.ConfigDict) -> None:
-    """What `validate` leaves: penalty weight, DRAGAN scale, spreads (UserError)."""
+    """What `validate` leaves: penalty weight, DRAGAN scale, spreads, the seed's index
+    (UserError)."""
     for key in ("penalty_weight", "mean_std", "direction_std", "parallel_offset"):
         value = config.get(key, 0.0)
         if isinstance(value, (str, bool)) or not value >= 0:
@@ -65,6 +66,11 @@ def check_values(config: ml_collections.ConfigDict) -> None:
     scale = config.get("dragan", {}).get("scale", 0.0)
     if isinstance(scale, (str, bool)) or not scale >= 0:
         raise UserError(f"config.dragan.scale={scale!r} must be >= 0 (e.g. 0.5).")
+    index = config.get("seed_index", 0)
+    # The run's key is fold_in(key(seed), seed_index), and fold_in takes a uint32.
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 2**32:
+        raise UserError(f"config.seed_index={index!r} must be an integer in [0, 2**32) (the "
+                        "run of a sweep this run reproduces; 0: the first).")
 
 
 def check(config: ml_collections.ConfigDict, data: bool = True) -> None:

@@ -9,6 +9,7 @@ the models, optimizer, data and loss before anything is compiled.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 from typing import Any, NamedTuple, Optional
 
@@ -335,6 +336,7 @@ def build(config: ml_collections.ConfigDict, source: Any = None) -> Experiment:
     if source is None:
         from gan_dynamics.data import images
 
+        _check_data_size(config, image_shape)
         d = config.data
         try:
             source = images.open_dataset(d.name, split=d.split, data_dir=d.data_dir or None,
@@ -360,7 +362,8 @@ def build(config: ml_collections.ConfigDict, source: Any = None) -> Experiment:
 
 def check(config: ml_collections.ConfigDict, data: bool = True) -> None:
     """Runner "image": schema, values, optimizer, penalty, models (and the dataset with
-    `data`), without compiling; UserError if any is bad."""
+    `data`), and what each evaluation section reads (its module's `check_section`),
+    without compiling; UserError if any is bad."""
     try:
         if data:
             build(config)
@@ -368,6 +371,19 @@ def check(config: ml_collections.ConfigDict, data: bool = True) -> None:
             check_config(config)
             build_optimizer(config)
             build_penalty(config)
-            build_models(config)
+            _check_data_size(config, build_models(config)[3])
+        for section, module in EVAL_SECTIONS.items():
+            if section in config:
+                importlib.import_module(module).check_section(config)
     except (ValueError, TypeError) as err:
         raise err if isinstance(err, UserError) else UserError(str(err)) from err
+
+
+def _check_data_size(config: ml_collections.ConfigDict, image_shape: tuple[int, ...]) -> None:
+    """UserError when `config.data.image_size` asks for images the model does not make
+    (before any image is resized to it)."""
+    size = config.data.image_size
+    if size and size != image_shape[0]:
+        raise UserError(f"config.data.image_size={size} but model {config.model.name!r} makes "
+                        f"images of shape {image_shape}; pick a model (or model.image_size / "
+                        "model.channels) that matches the data, or 0 for the dataset's size.")
