@@ -87,7 +87,7 @@ PROGRESS_FILE = "progress.json"
 BUDGETS = ("steps", "grad_evals", "seconds")
 
 
-def _track_first_bad(bad: jax.Array, f: jax.Array, g: jax.Array, state: TrainState,
+def track_first_bad(bad: jax.Array, f: jax.Array, g: jax.Array, state: TrainState,
                      step: int) -> jax.Array:
     """[first non-finite step, _LOSS | _STATE]: `bad` unless it is still [-1, _FINITE] and
     update `step` had a non-finite loss or left a non-finite state (any floating leaf)."""
@@ -96,6 +96,14 @@ def _track_first_bad(bad: jax.Array, f: jax.Array, g: jax.Array, state: TrainSta
                                   if jnp.issubdtype(leaf.dtype, jnp.inexact)]))
     what = jnp.where(losses_ok, jnp.where(state_ok, _FINITE, _STATE), _LOSS)
     return jnp.where((bad[0] < 0) & (what != _FINITE), jnp.stack([step, what]), bad)
+
+
+def non_finite_found(bad: int, what: int) -> str:
+    """What went wrong at the first non-finite step `bad` (`what`: _LOSS or _STATE)."""
+    return ("Non-finite loss at step {} (f or g is NaN or inf)" if what == _LOSS else
+            "Non-finite parameters after step {} (NaN or inf in the parameters, "
+            "batch statistics or optimizer state, with finite losses: an infinite "
+            "gradient or a solver breakdown)").format(bad)
 
 
 def configured_eval_hooks(config: ml_collections.ConfigDict, exp: Experiment) -> list[EvalHook]:
@@ -177,7 +185,7 @@ class Reporter:
         self._first_done = None
         # The first non-finite step and what was not finite, on the device.
         self._first_bad = jnp.asarray([-1, _FINITE], jnp.int32)
-        self._track = jax.jit(_track_first_bad)
+        self._track = jax.jit(track_first_bad)
         # Earlier sessions' wall time and cost, continued from the checkpoint's record.
         self.wall_offset, self.grad_offset = read_progress(workdir, start)
         self._grad_evals = jnp.zeros((), jnp.int32)  # this session's, summed on the device
@@ -262,13 +270,10 @@ class Reporter:
         non-finite state (waits for it)."""
         bad, what = (int(v) for v in jax.device_get(self._first_bad))
         if bad >= 0:
-            found = ("Non-finite loss at step {} (f or g is NaN or inf)" if what == _LOSS else
-                     "Non-finite parameters after step {} (NaN or inf in the parameters, "
-                     "batch statistics or optimizer state, with finite losses: an infinite "
-                     "gradient or a solver breakdown)").format(bad)
             raise NonFiniteLoss(
-                f"{found}; stopping. Last good checkpoint: {ckpt.last_good(bad)}. Lower the "
-                "learning rates or add a penalty, and start in a fresh --workdir.", step=bad)
+                f"{non_finite_found(bad, what)}; stopping. Last good checkpoint: "
+                f"{ckpt.last_good(bad)}. Lower the learning rates or add a penalty, and start "
+                "in a fresh --workdir.", step=bad)
 
     def after(self, done: int, state: TrainState) -> None:
         """Evaluation and sample grid of the parameters after `done` updates, when due."""
@@ -290,9 +295,10 @@ class Reporter:
             save_loss_curves(read_metrics(self.workdir), os.path.join(self.workdir,
                                                                        "loss_curves.png"))
 
-    def results(self, step: int) -> None:
+    def results(self, step: int, diverged: dict[str, Any] | None = None) -> None:
         """results.json: the final losses and the last evaluation, as metrics.jsonl holds
-        them (so that a rerun of a run that finished without writing it can)."""
+        them (so that a rerun of a run that finished without writing it can); `diverged`:
+        how a seed of a K-seed run stopped (`train_seeds`), kept under that key."""
         if not self.is_main:
             return
         records = read_metrics(self.workdir)
@@ -305,6 +311,7 @@ class Reporter:
                     "total_grad_evals": final_losses.get("total_grad_evals", 0),
                     "budget_reached": (None if self.budget_reached is None else
                                        dict(zip(("budget", "step"), self.budget_reached))),
+                    **({} if diverged is None else {"diverged": diverged}),
                     "config": self.config.to_dict()}, indent=1, default=str)
 
     def close(self) -> None:
@@ -321,6 +328,10 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     `step`. `source` replaces the dataset of `config.data`.
     """
     check_config(config)
+    if config.train.get("num_seeds", 1) > 1:
+        from gan_dynamics.runners import train_seeds
+
+        return train_seeds.run(config, workdir, eval_hooks, source)
     parallel.initialize_distributed(config.parallel)
     exp = build(config, source)  # data, models, optimizer: every user error before writing
     mesh = _mesh(config)
