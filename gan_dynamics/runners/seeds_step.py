@@ -64,10 +64,11 @@ def batch_split_axis(num_seeds: int, mesh: Mesh) -> int:
     return 0 if seeds_split(num_seeds, mesh) else 2
 
 
-def _fresh(runs: TrainState) -> SeedsState:
+def _fresh(runs: TrainState, bad: jax.Array | None = None) -> SeedsState:
     k = runs.step.shape[0]
-    return SeedsState(runs=runs, bad=jnp.tile(jnp.asarray([[-1, 0]], jnp.int32), (k, 1)),
-                      grad_evals=jnp.zeros((k,), jnp.int32))
+    if bad is None:
+        bad = jnp.tile(jnp.asarray([[-1, 0]], jnp.int32), (k, 1))
+    return SeedsState(runs=runs, bad=bad, grad_evals=jnp.zeros((k,), jnp.int32))
 
 
 def create_seeds(exp: Experiment, seeds: Sequence[int], mesh: Mesh
@@ -89,11 +90,13 @@ def create_seeds(exp: Experiment, seeds: Sequence[int], mesh: Mesh
     return state, abstract
 
 
-def stack_runs(runs: Sequence[TrainState], num_seeds: int, mesh: Mesh) -> SeedsState:
-    """A fresh `SeedsState` (no seed diverged, no gradient evaluations this session) of the
-    seeds' states, e.g. restored from their checkpoints."""
+def stack_runs(runs: Sequence[TrainState], bad: np.ndarray, mesh: Mesh) -> SeedsState:
+    """The `SeedsState` of the seeds' states (e.g. restored from their checkpoints) with
+    `bad` (K, 2) the seeds' first non-finite steps, and no gradient evaluations yet."""
+    chex.assert_shape(bad, (len(runs), 2))
     host = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *runs)
-    return jax.jit(_fresh, out_shardings=state_sharding(num_seeds, mesh))(host)
+    return jax.jit(_fresh, out_shardings=state_sharding(len(runs), mesh))(
+        host, np.asarray(bad, np.int32))
 
 
 def host_runs(state: SeedsState) -> list[TrainState]:

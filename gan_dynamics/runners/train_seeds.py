@@ -228,31 +228,22 @@ def run(config: ml_collections.ConfigDict, workdir: str, eval_hooks: Sequence[Ev
             stop.step = done = step + 1
             state, metrics = step_fn(state, batches)
             log = step == start or done % t.log_every == 0 or done == t.num_steps
-            signum = stop.agreed(step)
-            budget = bool(budget_steps and done >= budget_steps)
-            save = done % t.checkpoint_every == 0 or done == t.num_steps or signum or budget
             evaluate = any(hooks) and done % t.eval_every == 0
             sample = done % t.sample_every == 0 or done == t.num_steps
-            if not (log or save or evaluate or sample):
-                continue  # nothing waits for the device between these steps
-            first_bad = np.asarray(jax.device_get(state.bad))
-            live = first_bad[:, 0] < 0
-            for k in np.flatnonzero(~live & ~reported):
-                _stop_seed(reports[k], ckpts[k], k, seeds[k], *first_bad[k])
-            reported = ~live
-            if not live.any():
-                raise NonFiniteLoss(
-                    "Every seed diverged (" + "; ".join(
-                        f"seed {s}: {_WHAT[int(w)]} at step {int(b)}"
-                        for s, (b, w) in zip(seeds, first_bad)) + "); stopping. Each seed's "
-                    f"last good checkpoint is in {workdir}/seed_<k>/checkpoints. Lower the "
-                    "learning rates or add a penalty, and start in a fresh --workdir.",
-                    step=int(first_bad[:, 0].min()))
+            live = None  # read from the device only at the steps that need it
+            if log or evaluate or sample:
+                live, first_bad, reported = _check(state, reports, ckpts, seeds, reported,
+                                                   workdir)
             if log:
                 _log(done, start, t.num_steps, metrics, state, reports, live, clock)
-            for k in np.flatnonzero(live):
+            for k in np.flatnonzero(live) if live is not None else ():
                 reports[k].after(done, seeds_step.run_of(state, k))
-            if save:
+            signum = stop.agreed(step)  # after the evaluation, as in a run alone
+            budget = bool(budget_steps and done >= budget_steps)
+            if done % t.checkpoint_every == 0 or done == t.num_steps or signum or budget:
+                if live is None:  # never save a non-finite state
+                    live, first_bad, reported = _check(state, reports, ckpts, seeds, reported,
+                                                       workdir)
                 runs = seeds_step.host_runs(state)
                 evals = np.asarray(jax.device_get(state.grad_evals))
                 for k in np.flatnonzero(live):
@@ -283,16 +274,36 @@ def run(config: ml_collections.ConfigDict, workdir: str, eval_hooks: Sequence[Ev
     return state
 
 
+def _check(state: seeds_step.SeedsState, reports: Sequence[Reporter],
+           ckpts: Sequence[checkpoints.Checkpoints], seeds: Sequence[int],
+           reported: np.ndarray, workdir: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(live seeds, each seed's [first non-finite step, what], the seeds marked diverged)
+    after marking the seeds newly diverged (waits for the device); NonFiniteLoss when
+    none is live."""
+    first_bad = np.asarray(jax.device_get(state.bad))
+    live = first_bad[:, 0] < 0
+    for k in np.flatnonzero(~live & ~reported):
+        _stop_seed(reports[k], ckpts[k], k, seeds[k], *first_bad[k], live.any())
+    if not live.any():
+        raise NonFiniteLoss(
+            "Every seed diverged (" + "; ".join(
+                f"seed {s}: {_WHAT[int(w)]} at step {int(b)}"
+                for s, (b, w) in zip(seeds, first_bad)) + "); stopping. Each seed's last good "
+            f"checkpoint is in {workdir}/seed_<k>/checkpoints. Lower the learning rates or "
+            "add a penalty, and start in a fresh --workdir.", step=int(first_bad[:, 0].min()))
+    return live, first_bad, ~live
+
+
 def _stop_seed(report: Reporter, ckpt: checkpoints.Checkpoints, k: int, seed: int,
-               bad: int, what: int) -> None:
+               bad: int, what: int, others_go_on: bool) -> None:
     """Mark seed k diverged at step `bad`: a metrics row, its results.json, a line."""
     found = non_finite_found(int(bad), int(what))
     last_good = ckpt.last_good(int(bad))
     report.writer.write(int(bad), {"diverged": 1})
     report.results(int(bad) - 1, diverged={"step": int(bad), "what": _WHAT[int(what)],
                                            "message": found, "last_good_checkpoint": last_good})
-    print(f"Seed {k} (seed {seed}) stopped: {found}. Last good checkpoint: {last_good}; the "
-          "other seeds go on.", file=sys.stderr, flush=True)
+    print(f"Seed {k} (seed {seed}) stopped: {found}. Last good checkpoint: {last_good}"
+          + ("; the other seeds go on." if others_go_on else "."), file=sys.stderr, flush=True)
 
 
 def _log(done: int, start: int, num_steps: int, metrics: dict[str, Any],
