@@ -11,7 +11,7 @@ computes what it computes alone (its own key, data and step count), to float rou
   never communicate. Otherwise the state is replicated and each seed's batch is split
   over 'data', as in a run alone.
 - A seed whose update k has a non-finite loss or leaves a non-finite state
-  (`train.track_first_bad`, the single run's test) is frozen at the state before update
+  (`train_report.track_first_bad`, the single run's test) is frozen at the state before update
   k: its later updates are computed (lanes of one vmapped program) and discarded, so its
   row stays finite and the other seeds train on.
 - Solvers with a `while_loop` (CGD, ACGD) run under vmap until the slowest seed has
@@ -32,8 +32,8 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from gan_dynamics import parallel
-from gan_dynamics.runners.train import track_first_bad
 from gan_dynamics.runners.train_config import Experiment
+from gan_dynamics.runners.train_report import track_first_bad
 from gan_dynamics.runners.train_step import TrainState, init_state, make_train_step
 
 
@@ -42,7 +42,7 @@ class SeedsState:
     """K runs of one setting, each array with a leading seed axis of size K."""
 
     runs: TrainState  # the seeds' states, stacked
-    bad: jax.Array  # (K, 2) int32: [first non-finite step or -1, train._LOSS | _STATE]
+    bad: jax.Array  # (K, 2) int32: [first non-finite step or -1, train_report._LOSS | _STATE]
     grad_evals: jax.Array  # (K,) int32: gradient evaluations of this session, live updates
 
 

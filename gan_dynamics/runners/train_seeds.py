@@ -50,20 +50,25 @@ from gan_dynamics.data import loader
 from gan_dynamics.errors import NonFiniteLoss, UserError
 from gan_dynamics.outputs import write_json
 from gan_dynamics.runners import seeds_step
-from gan_dynamics.runners.train import (
+from gan_dynamics.runners.train_config import (
     EVAL_SECTIONS,
+    Experiment,
+    build,
+    check_config,
+    seed_config,
+)
+from gan_dynamics.runners.train_report import (
     EvalHook,
     Reporter,
     non_finite_found,
     read_progress,
     write_progress,
 )
-from gan_dynamics.runners.train_config import Experiment, build, check_config, seed_config
 
 # Evaluation sections whose hooks read `config.seed` (the diagnostics' fixed batch): built
 # once per seed; the others are the same for every seed and are built once.
 _PER_SEED_SECTIONS = frozenset({"diagnostics"})
-_WHAT = {1: "loss", 2: "parameters"}  # train._LOSS, train._STATE
+_WHAT = {1: "loss", 2: "parameters"}  # train_report._LOSS, _STATE
 
 
 def seed_dir(workdir: str, k: int) -> str:
@@ -164,7 +169,7 @@ def _restore(workdir: str, ckpts: Sequence[checkpoints.Checkpoints], abstract: A
 
 class _Clock:
     """The program's wall seconds, this session's compilation and first step excluded
-    (`train.Reporter`'s reckoning, shared by the seeds)."""
+    (`train_report.Reporter`'s reckoning, shared by the seeds)."""
 
     def __init__(self, offset: float):
         self.offset, self.loop_start, self.first_done = offset, time.perf_counter(), None
