@@ -163,3 +163,19 @@ def test_seed_options_that_cannot_work_fail_in_one_line(tmp_path, change, words)
     with pytest.raises(UserError, match=words) as err:
         train_config.check_config(config)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.slow  # compiles ACGD twice: ~40 s on a 2-core CPU; .ci/run runs it after the default suite
+def test_acgd_seeds_solve_their_own_systems(tmp_path):
+    """Under vmap the solver's while_loop runs until the slowest seed converges; each
+    seed's iterations and result are still its own."""
+    config = tiny_config(optimizer="acgd", num_seeds=2)
+    state = train.run(config, str(tmp_path / "k2"), source=random_images())
+    for k in range(2):
+        alone = train_config.seed_config(config, k)
+        one = train.run(alone, str(tmp_path / f"alone{k}"), source=random_images())
+        _close(_params(one), _row(state, k))
+        iterations = [[r["solver_iterations"] for r in outputs.read_metrics(d)]
+                      for d in (train_seeds.seed_dir(str(tmp_path / "k2"), k),
+                                str(tmp_path / f"alone{k}"))]
+        assert iterations[0] == iterations[1]
