@@ -5,7 +5,9 @@ width 32, non-saturating GAN-GP, AltGD with Adam) and its ACGD twin
 (`experiments/offline_digits_acgd.py`), each step jitted exactly as the image runner
 jits it: K = 1, 2, 4, 8, 16 seeds in one vmapped step (`runners.seeds_step`) against
 one seed's step (`runners.train_step`), which K runs one after another each take, so
-their seed-steps/s is one seed's steps/s whatever K. Per K: compile time, seed-steps/s,
+their seed-steps/s is one seed's steps/s whatever K (timed beside each K, the best of
+--repeats runs of --steps steps each, as other jobs on a shared machine only slow a run
+down). Per K: compile time, seed-steps/s,
 the ratio to runs in turn, and for ACGD the solver's iterations per seed (a while_loop
 under vmap runs until the slowest seed has converged: `lane_use` = mean over seeds /
 max over seeds, the share of the loop's lanes doing a seed's own work).
@@ -78,24 +80,31 @@ def h100_seconds(c: dict[str, float]) -> float:
                c["kernels"] * H100["seconds_per_kernel"])
 
 
-def _time(jitted, state, batches, steps: int) -> tuple[float, float, dict, list]:
-    """(compile + first step seconds, seconds per step, cost, per-step metrics)."""
+def _compile(jitted, state, batches) -> tuple[Any, Any, float]:
+    """(compiled step, state after its first step, compile + first step seconds)."""
     start = time.perf_counter()
     step_fn = jitted.lower(state, batches[0]).compile()
-    state, metrics = step_fn(state, batches[0])
+    state, _ = step_fn(state, batches[0])
     jax.block_until_ready(state)
-    first = time.perf_counter() - start
-    kept = []
-    start = time.perf_counter()
-    for i in range(steps):
-        state, metrics = step_fn(state, batches[1 + i % (len(batches) - 1)])
-        kept.append(metrics)
-    jax.block_until_ready(state)
-    per_step = (time.perf_counter() - start) / steps
-    return first, per_step, cost(step_fn), jax.device_get(kept)
+    return step_fn, state, time.perf_counter() - start
 
 
-def bench(optimizer: str, ks: Sequence[int], steps: int, batch_size: int) -> dict:
+def _per_step(step_fn, state, batches, steps: int, repeats: int) -> tuple[float, Any, list]:
+    """(seconds per step, the best of `repeats` runs of `steps` steps: other jobs on a
+    shared machine only slow a run down; the state after; the last run's metrics)."""
+    best = float("inf")
+    for _ in range(repeats):
+        kept = []
+        start = time.perf_counter()
+        for i in range(steps):
+            state, metrics = step_fn(state, batches[1 + i % (len(batches) - 1)])
+            kept.append(metrics)
+        jax.block_until_ready(state)
+        best = min(best, (time.perf_counter() - start) / steps)
+    return best, state, jax.device_get(kept)
+
+
+def bench(optimizer: str, ks: Sequence[int], steps: int, repeats: int, batch_size: int) -> dict:
     config = load_config(CONFIGS[optimizer])
     if batch_size:
         config.data.batch_size = batch_size
@@ -104,35 +113,40 @@ def bench(optimizer: str, ks: Sequence[int], steps: int, batch_size: int) -> dic
     b = int(config.data.batch_size)
 
     state, abstract = train_step.create_state(exp, config.seed, mesh)
-    one_fn = train_step.jit_train_step(exp, mesh, abstract)
     batches = list(loader.device_batches(loader.step_batches(
         exp.source, 0, min(steps, 4) + 1, exp.n_sub, batch_size=b, seed=config.seed), mesh))
-    compile_one, one_s, one_cost, _ = _time(one_fn, state, batches, steps)
+    one_fn, one_state, compile_one = _compile(
+        train_step.jit_train_step(exp, mesh, abstract), state, batches)
+    one_cost = cost(one_fn)
     rows = []
     for k in ks:
         seeds = [config.seed + i for i in range(k)]
         state, _ = seeds_step.create_seeds(exp, seeds, mesh)
-        step_fn = seeds_step.jit_seeds_step(exp, k, mesh)
         stacked = list(loader.device_batches(
             loader.seeds_step_batches(exp.source, 0, min(steps, 4) + 1, exp.n_sub,
                                       batch_size=b, seeds=seeds), mesh,
             split_axis=seeds_step.batch_split_axis(k, mesh)))
-        compile_k, k_s, k_cost, metrics = _time(step_fn, state, stacked, steps)
+        step_fn, state, compile_k = _compile(seeds_step.jit_seeds_step(exp, k, mesh), state,
+                                             stacked)
+        k_s, state, metrics = _per_step(step_fn, state, stacked, steps, repeats)
+        # One seed's step timed beside it: runs in turn take K of these.
+        one_s, one_state, _ = _per_step(one_fn, one_state, batches, steps, repeats)
         row = {"num_seeds": k, "compile_and_first_step_s": compile_k, "ms_per_step": 1e3 * k_s,
-               "seed_steps_per_s": k / k_s, "seed_steps_per_s_in_turn": 1 / one_s,
-               "speedup_over_in_turn": (k / k_s) * one_s, "cost": k_cost}
+               "one_seed_ms_per_step": 1e3 * one_s, "seed_steps_per_s": k / k_s,
+               "seed_steps_per_s_in_turn": 1 / one_s, "speedup_over_in_turn": (k / k_s) * one_s,
+               "cost": cost(step_fn)}
         if "solver_iterations" in metrics[0]:
             its = np.stack([np.asarray(m["solver_iterations"], float) for m in metrics])
             row.update(solver_iterations_mean=float(its.mean()),
                        solver_iterations_max_over_seeds=float(its.max(axis=1).mean()),
                        lane_use=float(its.mean() / its.max(axis=1).mean()))
         if optimizer != "acgd":
-            row["h100_estimated_speedup"] = k * h100_seconds(one_cost) / h100_seconds(k_cost)
+            row["h100_estimated_speedup"] = k * h100_seconds(one_cost) / h100_seconds(row["cost"])
         rows.append(row)
         print(f"  {optimizer} K={k}: {row['seed_steps_per_s']:.2f} seed-steps/s "
               f"({row['speedup_over_in_turn']:.2f}x runs in turn)", flush=True)
     return {"optimizer": optimizer, "config": CONFIGS[optimizer], "batch_size": b,
-            "n_sub": exp.n_sub, "timed_steps": steps, "one_seed_ms_per_step": 1e3 * one_s,
+            "n_sub": exp.n_sub, "timed_steps": steps, "repeats": repeats,
             "one_seed_compile_and_first_step_s": compile_one, "one_seed_cost": one_cost,
             "rows": rows}
 
@@ -163,7 +177,8 @@ def plot(results: Sequence[dict], path: str) -> None:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per program")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per run")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs (the best is kept)")
     parser.add_argument("--ks", default="1,2,4,8,16", help="numbers of seeds")
     parser.add_argument("--optimizers", default="altgd,acgd", help="altgd, acgd or both")
     parser.add_argument("--batch_size", type=int, default=0, help="0: the config's (32)")
@@ -174,7 +189,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main():
     args = parse_args()
     ks = [int(k) for k in args.ks.split(",")]
-    results = [bench(name, ks, args.steps, args.batch_size) for name in args.optimizers.split(",")]
+    results = [bench(name, ks, args.steps, args.repeats, args.batch_size)
+               for name in args.optimizers.split(",")]
     gpu = jax.devices()[0].platform == "gpu"
     summary = {"host": platform.node(), "device": str(jax.devices()[0].device_kind),
                "device_count": jax.device_count(), "jax": jax.__version__,

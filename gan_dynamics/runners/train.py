@@ -55,7 +55,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import jax
 import ml_collections
@@ -66,6 +66,9 @@ from gan_dynamics.errors import UserError
 from gan_dynamics.runners.train_config import EVAL_SECTIONS, Experiment, build, check, check_config  # noqa: F401  (the runner's check)
 from gan_dynamics.runners.train_report import EvalHook, Reporter
 from gan_dynamics.runners.train_step import TrainState, create_state, jit_train_step
+
+if TYPE_CHECKING:
+    from gan_dynamics.runners.seeds_step import SeedsState
 
 
 def configured_eval_hooks(config: ml_collections.ConfigDict, exp: Experiment) -> list[EvalHook]:
@@ -103,8 +106,9 @@ def _name_last_checkpoint(ckpt: checkpoints.Checkpoints):
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,
-        eval_hooks: Sequence[EvalHook] = (), source: Any = None) -> TrainState:
-    """Train (or resume) the run `config` describes in `workdir`; return the final state.
+        eval_hooks: Sequence[EvalHook] = (), source: Any = None) -> TrainState | SeedsState:
+    """Train (or resume) the run `config` describes in `workdir`; return the final state
+    (a `TrainState`; with `train.num_seeds` > 1, `train_seeds.run`'s `SeedsState`).
 
     `eval_hooks` are called every `train.eval_every` steps as
     `hook(step, state, generate) -> {name: value}`, with `generate(z) -> images`, after
