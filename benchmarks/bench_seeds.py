@@ -126,8 +126,8 @@ def bench(optimizer: str, ks: Sequence[int], steps: int, repeats: int, batch_siz
             loader.seeds_step_batches(exp.source, 0, min(steps, 4) + 1, exp.n_sub,
                                       batch_size=b, seeds=seeds), mesh,
             split_axis=seeds_step.batch_split_axis(k, mesh)))
-        step_fn, state, compile_k = _compile(seeds_step.jit_seeds_step(exp, k, mesh), state,
-                                             stacked)
+        step_fn, state, compile_k = _compile(seeds_step.jit_seeds_step(
+            exp, k, mesh, share_flags=seeds_step.flags_agree(state)), state, stacked)
         k_s, state, metrics = _per_step(step_fn, state, stacked, steps, repeats)
         # One seed's step timed beside it: runs in turn take K of these.
         one_s, one_state, _ = _per_step(one_fn, one_state, batches, steps, repeats)

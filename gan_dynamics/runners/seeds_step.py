@@ -110,19 +110,56 @@ def run_of(state: SeedsState, k: int) -> TrainState:
     return jax.tree.map(lambda a: a[k], state.runs)
 
 
-def make_seeds_step(exp: Experiment, mesh: Mesh | None = None):
+def _is_flag(leaf: jax.Array) -> bool:
+    return leaf.dtype == jnp.bool_
+
+
+def flags_agree(state: SeedsState) -> bool:
+    """Whether every live seed holds the same optimizer-state flags (boolean leaves, e.g.
+    ACGD's alternating choice of system); waits for the device."""
+    live = np.asarray(jax.device_get(state.bad))[:, 0] < 0
+    flags = [np.asarray(jax.device_get(a))[live]
+             for a in jax.tree.leaves(state.runs.opt_state) if _is_flag(a)]
+    return all((f == f[:1]).all() for f in flags)
+
+
+def make_seeds_step(exp: Experiment, mesh: Mesh | None = None, share_flags: bool = False):
     """`step(state, batches) -> (state, metrics)`: one update of every live seed.
 
     `batches`: (K, n_sub, B, H, W, C), seed k's batches in row k. `mesh`: the mesh each
     seed's batch is split over (`train_step.step_game`); None when the seeds are split.
     Metrics are the single step's, each with a leading seed axis.
+
+    `share_flags` (when `flags_agree`): the optimizer state's flags enter the vmapped step
+    once, from the first live seed, instead of per seed. A `lax.cond` on a flag with a
+    seed axis runs both branches under vmap (ACGD's alternating solve would solve both
+    systems every step); a flag the step computes from shared inputs alone is the same
+    for every seed, so the live seeds keep agreeing. Where a flag depends on a seed's own
+    data the step falls back to a flag per seed (found while tracing).
     """
     one = make_train_step(exp, mesh)
+
+    def vmapped(state: SeedsState, batches: jax.Array):
+        if not share_flags:
+            return jax.vmap(one)(state.runs, batches)
+        first = jnp.argmax(state.bad[:, 0] < 0)  # the first live seed (0 if none)
+        shared = state.runs.replace(
+            opt_state=jax.tree.map(lambda a: a[first] if _is_flag(a) else a,
+                                   state.runs.opt_state))
+        axes = jax.tree.map(lambda a: 0, state.runs).replace(
+            opt_state=jax.tree.map(lambda a: None if _is_flag(a) else 0, state.runs.opt_state))
+        try:
+            runs, metrics = jax.vmap(one, in_axes=(axes, 0), out_axes=(axes, 0))(shared, batches)
+        except ValueError:  # a flag the step computes from a seed's own data
+            return jax.vmap(one)(state.runs, batches)
+        return runs.replace(opt_state=jax.tree.map(
+            lambda a, old: jnp.broadcast_to(a, old.shape) if _is_flag(old) else a,
+            runs.opt_state, state.runs.opt_state)), metrics
 
     def step(state: SeedsState, batches: jax.Array):
         chex.assert_rank(batches, 3 + len(exp.image_shape))
         chex.assert_equal(batches.shape[0], state.bad.shape[0])
-        runs, metrics = jax.vmap(one)(state.runs, batches)
+        runs, metrics = vmapped(state, batches)
         was_live = state.bad[:, 0] < 0
         bad = jax.vmap(track_first_bad)(state.bad, metrics["f"], metrics["g"], runs, runs.step)
         live = bad[:, 0] < 0
@@ -137,13 +174,13 @@ def make_seeds_step(exp: Experiment, mesh: Mesh | None = None):
     return step
 
 
-def jit_seeds_step(exp: Experiment, num_seeds: int, mesh: Mesh):
+def jit_seeds_step(exp: Experiment, num_seeds: int, mesh: Mesh, share_flags: bool = False):
     """The K-seed step jitted once: state placed by `state_sharding` and donated, batches
-    split on `batch_split_axis`, metrics replicated."""
+    split on `batch_split_axis`, metrics replicated; `share_flags` as in `make_seeds_step`."""
     split = seeds_split(num_seeds, mesh)
     sharding = state_sharding(num_seeds, mesh)
     return jax.jit(
-        make_seeds_step(exp, None if split else mesh),
+        make_seeds_step(exp, None if split else mesh, share_flags),
         in_shardings=(sharding, parallel.batch_sharding(mesh, batch_split_axis(num_seeds, mesh))),
         out_shardings=(sharding, parallel.replicated(mesh)),
         donate_argnums=(0,),

@@ -210,7 +210,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, eval_hooks: Sequence[Ev
                    for d, c, h in zip(dirs, configs, hooks)]
         first_bad = np.asarray(jax.device_get(state.bad))
         reported = first_bad[:, 0] >= 0  # diverged before `start`: already written
-        step_fn = seeds_step.jit_seeds_step(exp, num_seeds, mesh)
+        step_fn = seeds_step.jit_seeds_step(exp, num_seeds, mesh,
+                                            share_flags=seeds_step.flags_agree(state))
         split = "seeds" if seeds_step.seeds_split(num_seeds, mesh) else "each batch"
         print(("Resuming from checkpoint step " if restored else "Training from step ")
               + f"{start} to {t.num_steps}: {num_seeds} seeds ({seeds[0]}..{seeds[-1]}) on "
