@@ -13,14 +13,21 @@ import jax
 import numpy as np
 import pytest
 
-from gan_dynamics import checkpoints, outputs, signals
-from gan_dynamics.data import images
+from gan_dynamics import checkpoints, outputs, parallel, signals
+from gan_dynamics.data import images, loader
 from gan_dynamics.errors import UserError
-from gan_dynamics.runners import open_run, train, train_config, train_seeds
+from gan_dynamics.runners import (
+    open_run,
+    seeds_step,
+    train,
+    train_config,
+    train_seeds,
+    train_step,
+)
 from tests.test_train import _params, random_images, tiny_config
 
 # Measured: seed k of the vmapped program differs from the seed alone by at most
-# 5e-7 of a leaf's largest entry after 4 AltGD steps (other reduction orders).
+# 6e-7 of a leaf's largest entry after 4 AltGD or ACGD steps (other reduction orders).
 RTOL, ATOL = 1e-5, 1e-6
 
 
@@ -165,7 +172,7 @@ def test_seed_options_that_cannot_work_fail_in_one_line(tmp_path, change, words)
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.slow  # compiles ACGD twice: ~40 s on a 2-core CPU; .ci/run runs it after the default suite
+@pytest.mark.slow  # compiles ACGD five times: ~2 min on a 2-core CPU; .ci/run runs it after the default suite
 def test_acgd_seeds_solve_their_own_systems(tmp_path):
     """Under vmap the solver's while_loop runs until the slowest seed converges; each
     seed's iterations and result are still its own."""
@@ -179,3 +186,23 @@ def test_acgd_seeds_solve_their_own_systems(tmp_path):
                       for d in (train_seeds.seed_dir(str(tmp_path / "k2"), k),
                                 str(tmp_path / f"alone{k}"))]
         assert iterations[0] == iterations[1]
+    # The alternating choice of system enters once: one seed vmapped costs what it
+    # costs alone (with a flag per seed, the cond would solve both systems).
+    exp = train_config.build(config, source=random_images())
+    mesh = parallel.make_mesh(1)
+    alone, abstract = train_step.create_state(exp, 0, mesh)
+    batch = next(loader.device_batches(loader.step_batches(
+        exp.source, 0, 1, exp.n_sub, batch_size=8, seed=0), mesh))
+    seeds, _ = seeds_step.create_seeds(exp, [0], mesh)
+    stacked = next(loader.device_batches(loader.seeds_step_batches(
+        exp.source, 0, 1, exp.n_sub, batch_size=8, seeds=[0]), mesh, split_axis=0))
+    assert seeds_step.flags_agree(seeds)
+
+    def flops(jitted, *args):
+        analysis = jitted.lower(*args).compile().cost_analysis()
+        return (analysis[0] if isinstance(analysis, (list, tuple)) else analysis)["flops"]
+
+    one = flops(train_step.jit_train_step(exp, mesh, abstract), alone, batch)
+    shared = flops(seeds_step.jit_seeds_step(exp, 1, mesh, share_flags=True), seeds, stacked)
+    per_seed = flops(seeds_step.jit_seeds_step(exp, 1, mesh), seeds, stacked)
+    assert shared < 1.05 * one < per_seed

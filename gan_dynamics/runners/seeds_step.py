@@ -17,6 +17,9 @@ computes what it computes alone (its own key, data and step count), to float rou
 - Solvers with a `while_loop` (CGD, ACGD) run under vmap until the slowest seed has
   converged; a converged seed's carry is held by the loop's select, so its result is
   its own. The extra iterations are measured in docs/scaling.md.
+- The optimizer state's flags (boolean leaves: CGD's and ACGD's alternating choice of
+  system) enter the vmapped step once when the live seeds agree (`share_flags`): a
+  `lax.cond` on a flag with a seed axis would run both branches.
 """
 
 from __future__ import annotations
