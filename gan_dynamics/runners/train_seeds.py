@@ -14,7 +14,8 @@ Outputs in the workdir DIR:
 - `seed_<k>/`: seed k laid out as an ordinary image run of its own config (seed + k,
   num_seeds 1): `config.json`, `checkpoints/`, `progress.json`, `metrics.jsonl`,
   `tensorboard/`, `samples/`, `loss_curves.png`, `results.json`, so that evaluate.py,
-  diagnose.py, plots.py and studies read each seed as a run.
+  diagnose.py, plots.py and studies read each seed as a run; while the run trains it
+  holds each seed's directory (`workdir_lock`), as a run alone holds its own.
 
 Checkpoints are per seed, in `seed_<k>/checkpoints/`: every tool opens a seed as the
 run alone, with no knowledge of K-seed runs (a stacked checkpoint would need each of
@@ -45,7 +46,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from gan_dynamics import checkpoints, parallel, signals
+from gan_dynamics import checkpoints, parallel, signals, workdir_lock
 from gan_dynamics.data import loader
 from gan_dynamics.errors import NonFiniteLoss, UserError
 from gan_dynamics.outputs import write_json
@@ -199,6 +200,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, eval_hooks: Sequence[Ev
     hooks = _hooks(config, configs, exp, eval_hooks)
     with contextlib.ExitStack() as stack:
         stop = stack.enter_context(signals.StopRequests("saving checkpoints at the next step boundary"))
+        for d in dirs:  # evaluate.py and diagnose.py write into a seed's directory
+            os.makedirs(d, exist_ok=True)
+            stack.enter_context(workdir_lock.hold(d))
         state, abstract = seeds_step.create_seeds(exp, seeds, mesh)
         ckpts = [stack.enter_context(contextlib.closing(
             checkpoints.Checkpoints(d, t.keep_checkpoints))) for d in dirs]
