@@ -40,11 +40,18 @@ CONFIG_FILE = "config.json"
 DAMAGED_DIR = "damaged"
 
 # Config fields (and sections) a resume may change: they do not alter the trajectory.
+# `train.num_seeds` is not one of them, but a run's kind is told by its files instead: a
+# K-seed run keeps SEEDS_FILE and its seeds' checkpoints in DIR/seed_<k>/ (each with a
+# config of num_seeds 1), a single run its own checkpoints (and configs saved before the
+# key existed have none); each refuses the other's workdir.
 RESUMABLE_CHANGES = (
     "train.num_steps", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
     "train.sample_every", "train.num_samples", "train.eval_every", "train.budget", "parallel",
     "eval", "diagnostics", "data.data_dir", "data.num_workers", "data.prefetch",
+    "train.num_seeds",
 )
+# A K-seed run's record of its seeds at each checkpoint (`runners.train_seeds`).
+SEEDS_FILE = "seeds.json"
 
 
 # -- the run's config -------------------------------------------------------------------
@@ -111,7 +118,12 @@ def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
 
 def check_resume(workdir: str, config: ml_collections.ConfigDict) -> None:
     """UserError naming each trajectory-changing field if `config` differs from the saved
-    one. A workdir without checkpoints has nothing to resume: any config may start there."""
+    one. A workdir without checkpoints has nothing to resume: any config may start there;
+    one holding a K-seed run (SEEDS_FILE) takes only a K-seed config."""
+    if os.path.exists(os.path.join(workdir, SEEDS_FILE)):
+        raise UserError(f"--workdir={workdir} holds a run of several seeds (its seeds are in "
+                        f"{workdir}/seed_<k>/); resume it with its own config "
+                        f"({config_path(workdir)}), or use a fresh --workdir.")
     directory = os.path.join(workdir, "checkpoints")
     if not (os.path.isdir(directory) and any(n.isdigit() for n in os.listdir(directory))):
         return

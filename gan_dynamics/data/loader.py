@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import collections
 import functools
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 import grain
 import jax
@@ -38,14 +38,36 @@ def step_batches(source: images.ImageSource, start: int, stop: int, n: int, *,
 
     Each item is `images.batches(source, t, n, ...)`: (n, batch_size / processes, H, W, C).
     """
+    read = functools.partial(images.batches, source, n=n, batch_size=batch_size, seed=seed,
+                             process_index=jax.process_index(),
+                             process_count=jax.process_count())
+    return _steps(read, start, stop, num_workers, read_threads, buffer)
+
+
+def seeds_step_batches(source: images.ImageSource, start: int, stop: int, n: int, *,
+                       batch_size: int, seeds: Sequence[int], num_workers: int = 0,
+                       read_threads: int = 2, buffer: int = 4) -> Iterator[np.ndarray]:
+    """The batches of each step in [start, stop) of every seed of a K-seed run (one
+    process), stacked: (K, n, batch_size, H, W, C); row k is `step_batches` of seeds[k]."""
+    read = functools.partial(_seeds_batches, source, n=n, batch_size=batch_size,
+                             seeds=tuple(int(s) for s in seeds))
+    return _steps(read, start, stop, num_workers, read_threads, buffer)
+
+
+def _seeds_batches(source: images.ImageSource, step: int, *, n: int, batch_size: int,
+                   seeds: tuple[int, ...]) -> np.ndarray:
+    return np.stack([images.batches(source, step, n=n, batch_size=batch_size, seed=seed)
+                     for seed in seeds])
+
+
+def _steps(read: Callable[[int], np.ndarray], start: int, stop: int, num_workers: int,
+           read_threads: int, buffer: int) -> Iterator[np.ndarray]:
+    """`read(t)` for t in [start, stop): a grain dataset over step numbers."""
     if not 0 <= start <= stop or num_workers < 0 or read_threads < 1 or buffer < 1:
         raise ValueError(f"Need 0 <= start <= stop, num_workers >= 0, read_threads >= 1 and "
                          f"buffer >= 1; got start={start}, stop={stop}, "
                          f"num_workers={num_workers}, read_threads={read_threads}, "
                          f"buffer={buffer}.")
-    read = functools.partial(images.batches, source, n=n, batch_size=batch_size, seed=seed,
-                             process_index=jax.process_index(),
-                             process_count=jax.process_count())
     dataset = grain.MapDataset.range(start, stop).map(read).to_iter_dataset(
         grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=buffer))
     if num_workers:
@@ -56,18 +78,20 @@ def step_batches(source: images.ImageSource, start: int, stop: int, n: int, *,
 
 
 def device_batches(local: Iterator[np.ndarray], mesh: jax.sharding.Mesh,
-                   prefetch: int = 2) -> Iterator[jax.Array]:
+                   prefetch: int = 2, split_axis: int = 1) -> Iterator[jax.Array]:
     """Global arrays (n, batch_size, H, W, C), batch axis on 'data', `prefetch` steps ahead.
 
     `local` yields this process's rows (`step_batches`); transfers are asynchronous, so
-    keeping a few in the queue overlaps them with the running step.
+    keeping a few in the queue overlaps them with the running step. `split_axis`: the
+    axis split over 'data' (and over processes' rows): the batch axis, 1; a K-seed run's
+    stacked batches (`seeds_step_batches`) split their seed axis 0 or batch axis 2.
     """
     if prefetch < 1:
         raise ValueError(f"prefetch={prefetch} must be at least 1.")
-    sharding = parallel.batch_sharding(mesh, batch_axis=1)
+    sharding = parallel.batch_sharding(mesh, batch_axis=split_axis)
     queue: collections.deque[jax.Array] = collections.deque()
     for rows in local:
-        queue.append(parallel.global_batch(rows, sharding, batch_axis=1))
+        queue.append(parallel.global_batch(rows, sharding, batch_axis=split_axis))
         if len(queue) > prefetch:
             yield queue.popleft()
     while queue:

@@ -108,6 +108,11 @@ def load_config(workdir: str, config: Optional[ml_collections.ConfigDict] = None
         config = ml_collections.ConfigDict(saved)
     if config.get("runner", "image") != "image":
         raise not_an_image_run(workdir, config.runner)
+    num_seeds = config.get("train", {}).get("num_seeds", 1)
+    if num_seeds > 1:
+        raise UserError(f"{workdir} holds a run of {num_seeds} seeds; each is a run of its "
+                        f"own: pass --workdir={os.path.join(workdir, 'seed_0')} (up to "
+                        f"seed_{num_seeds - 1}).")
     return config
 
 

@@ -91,6 +91,9 @@ def default_config() -> ml_collections.ConfigDict:
             # 0: none. Seconds: wall-clock since the run started, compilation excluded;
             # gradient evaluations: the optimizers' count (docs/design.md Sec. 4).
             "budget": {"steps": 0, "grad_evals": 0, "seconds": 0.0},
+            # K independent GANs of this setting in one jitted step (train_seeds): seed k
+            # trains with seed + k and writes its own run in DIR/seed_<k>/; 1: one run.
+            "num_seeds": 1,
         }
     )
     config.parallel = ml_collections.ConfigDict(
@@ -193,7 +196,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                  "sample_every", "eval_every", "num_samples"):
         if not is_positive_int(t[name]):
             raise UserError(f"config.train.{name}={t[name]!r} must be a positive integer.")
-    # Configs saved before budgets existed (a run's config.json) have none.
+    # Configs saved before budgets (or seeds) existed (a run's config.json) have none.
+    num_seeds = t.get("num_seeds", 1)
+    if not is_positive_int(num_seeds):
+        raise UserError(f"config.train.num_seeds={num_seeds!r} must be a positive integer "
+                        "(1: one run; K: K seeds in one program).")
     budget = t.get("budget", schema.train.budget)
     unknown(budget, schema.train.budget, "config.train.budget")
     for name in ("steps", "grad_evals", "seconds"):
@@ -245,6 +252,36 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if not isinstance(config.optimizer.get("name", None), str):
         raise UserError("config.optimizer needs a `name`, e.g. "
                         "--config.optimizer='{\"name\": \"acgd\", \"lr_x\": 1e-4}'.")
+    if num_seeds > 1:
+        _check_seeds(config, budget)
+
+
+def _check_seeds(config: ml_collections.ConfigDict, budget: Any) -> None:
+    """The options a K-seed run (`train_seeds`) cannot honour, refused in one line each."""
+    if config.parallel.distributed:
+        raise UserError("config.train.num_seeds > 1 runs in one process: with several "
+                        "processes each reads only its rows of a batch and the seeds' "
+                        "checkpoints are cut from arrays whole in one process; run the seeds "
+                        "as separate tasks, or set parallel.distributed=False.")
+    if config.train.keep_checkpoints < 2:
+        raise UserError("config.train.keep_checkpoints must be at least 2 with num_seeds > 1: "
+                        "the seeds' checkpoints are written one after another, and a run "
+                        "killed between two resumes from an older step every seed holds.")
+    for name in ("grad_evals", "seconds"):
+        if budget.get(name, 0):
+            raise UserError(f"config.train.budget.{name} cannot stop a run of num_seeds > 1: "
+                            "its seeds step together but count gradient evaluations and "
+                            "seconds apart, so seed k would not stop where it stops alone; "
+                            "use budget.steps, or run the seeds as separate tasks.")
+
+
+def seed_config(config: ml_collections.ConfigDict, k: int) -> ml_collections.ConfigDict:
+    """The config of seed k of a K-seed run: the run alone with seed `config.seed + k`
+    (what DIR/seed_<k>/config.json holds, so every tool reads the seed as a run)."""
+    one = ml_collections.ConfigDict(config.to_dict())
+    one.seed = int(config.seed) + k
+    one.train.num_seeds = 1
+    return one
 
 
 def nn_distance_section() -> ml_collections.ConfigDict:
