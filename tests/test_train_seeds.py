@@ -134,8 +134,18 @@ def test_resume_after_sigterm_equals_the_uninterrupted_run(tmp_path):
     with pytest.raises(signals.Stopped, match="saved checkpoint step 2") as stopped:
         train.run(config, str(tmp_path / "resumed"), source=random_images(),
                   eval_hooks=[sigterm_after_step_2])
-    assert stopped.value.exit_code == 143
+    assert stopped.value.exit_code == 143 and "marked partial" in str(stopped.value)
+    for k in range(2):  # what a finished run leaves, marked partial
+        seed = tmp_path / "resumed" / f"seed_{k}"
+        results = json.loads((seed / "results.json").read_text())
+        assert results["partial"] is True and results["stopped_by"] == "SIGTERM"
+        assert results["steps"] == 2 and (seed / "loss_curves.png").exists()
+        assert os.listdir(seed / "samples") == ["step_00000002.png"]
+    outcome = json.loads((tmp_path / "resumed" / "results.json").read_text())
+    assert outcome["partial"] is True and [s["status"] for s in outcome["seeds"]] == [
+        "stopped", "stopped"]
     resumed = train.run(config, str(tmp_path / "resumed"), source=random_images())
+    assert json.loads((tmp_path / "resumed" / "results.json").read_text())["partial"] is False
     assert np.asarray(resumed.runs.step).tolist() == [4, 4]
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
                  _params(full.runs), _params(resumed.runs))
