@@ -5,14 +5,17 @@ called by `optimizers.create`): learning rates > 0, momenta in [0, 1), tolerance
 iteration counts >= 1. Values that are not concrete numbers (JAX arrays, e.g. a sweep's
 traced learning rate) are left alone: sweeps validate their grids from the config instead.
 `non_finite` finds the NaN and inf values of a nested config; `one_of` and
-`is_positive_int` are the checks every schema repeats. Each runner checks its own
-schema with these (`runners/*`), and `runners.dispatch.check` runs the runner's checks.
+`is_positive_int` are the checks every schema repeats; `check_memory` refuses a size
+whose arrays cannot fit the device (an absurd count fails in a second, not at an
+allocation deep inside or after minutes of building). Each runner checks its own schema
+with these (`runners/*`), and `runners.dispatch.check` runs the runner's checks.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Any, Iterable, Mapping
 
 import ml_collections
@@ -109,3 +112,32 @@ def one_of(where: str, value: Any, choices: Iterable[str]) -> None:
     if value not in choices:
         raise UserError(f"{where}={value!r} is not one of {choices}."
                         + did_you_mean(str(value), choices))
+
+
+def memory_bytes() -> int:
+    """Memory of the first device: its allocator's limit on an accelerator, the machine's
+    RAM on a CPU (whose allocator reports none)."""
+    import jax  # here, not at the top: the other checks must not start a backend
+
+    stats = jax.local_devices()[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def format_bytes(nbytes: float) -> str:
+    """'1.5 GB' (powers of 1024)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if nbytes < 1024:
+            return f"{nbytes:.3g} {unit}"
+        nbytes /= 1024
+    return f"{nbytes:.3g} PB"
+
+
+def check_memory(what: str, nbytes: int) -> None:
+    """UserError when `what` (e.g. "config.train.num_seeds=4096: one step's batches")
+    needs more than the device's memory."""
+    available = memory_bytes()
+    if nbytes > available:
+        raise UserError(f"{what} need {format_bytes(nbytes)}, more than the "
+                        f"{format_bytes(available)} of memory here; lower it.")

@@ -182,6 +182,16 @@ def test_seed_options_that_cannot_work_fail_in_one_line(tmp_path, change, words)
     assert "\n" not in str(err.value)
 
 
+def test_more_seeds_than_the_memory_holds_fail_in_one_line():
+    """Refused by the runner's check (data not opened), not after building 10**12 configs."""
+    config = tiny_config(num_seeds=10**12)
+    with pytest.raises(UserError, match=r"num_seeds=1000000000000: one step's batches need "
+                                        r"[\d.]+ PB, more than the") as err:
+        train_config.check(config, data=False)
+    assert "\n" not in str(err.value)
+    train_config.check(tiny_config(num_seeds=2), data=False)  # a number that fits passes
+
+
 @pytest.mark.slow  # compiles ACGD five times: ~2 min on a 2-core CPU; .ci/run runs it after the default suite
 def test_acgd_seeds_solve_their_own_systems(tmp_path):
     """Under vmap the solver's while_loop runs until the slowest seed converges; each

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gan_dynamics import objectives, penalties
-from gan_dynamics.checks import check_value, is_positive_int
+from gan_dynamics.checks import check_memory, check_value, is_positive_int
 from gan_dynamics.errors import UserError, did_you_mean
 from gan_dynamics.metrics import classifier as classifier_lib
 from gan_dynamics.metrics import critic as critic_lib
@@ -374,6 +374,7 @@ def build(config: ml_collections.ConfigDict, source: Any = None) -> Experiment:
         from gan_dynamics.data import images
 
         _check_data_size(config, image_shape)
+        _check_seeds_memory(config, image_shape)
         d = config.data
         try:
             source = images.open_dataset(d.name, split=d.split, data_dir=d.data_dir or None,
@@ -408,12 +409,25 @@ def check(config: ml_collections.ConfigDict, data: bool = True) -> None:
             check_config(config)
             build_optimizer(config)
             build_penalty(config)
-            _check_data_size(config, build_models(config)[3])
+            image_shape = build_models(config)[3]
+            _check_data_size(config, image_shape)
+            _check_seeds_memory(config, image_shape)
         for section, module in EVAL_SECTIONS.items():
             if section in config:
                 importlib.import_module(module).check_section(config)
     except (ValueError, TypeError) as err:
         raise err if isinstance(err, UserError) else UserError(str(err)) from err
+
+
+def _check_seeds_memory(config: ml_collections.ConfigDict, image_shape: tuple[int, ...]
+                        ) -> None:
+    """UserError when a K-seed run's batches alone (K x batch_size float32 images per step,
+    the least its step holds) exceed the device's memory: a count like 10**12 is refused
+    here, not after building K configs."""
+    num_seeds = config.train.get("num_seeds", 1)
+    if num_seeds > 1:
+        check_memory(f"config.train.num_seeds={num_seeds}: one step's batches",
+                     num_seeds * int(config.data.batch_size) * math.prod(image_shape) * 4)
 
 
 def _check_data_size(config: ml_collections.ConfigDict, image_shape: tuple[int, ...]) -> None:
