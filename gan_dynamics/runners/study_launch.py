@@ -99,6 +99,8 @@ def changed_tasks(config: ml_collections.ConfigDict, workdir: str, every: Sequen
     differs in what changes its trajectory."""
     from gan_dynamics import checkpoints
 
+    for task in every:
+        study.check_layout(config, workdir, task.cell)
     problems, changed = [], set()
     for task in every:
         record = study.read_record(os.path.join(workdir, task.directory))
