@@ -35,8 +35,9 @@ def get_config():
     return config
 """
 # The K-seed program computes each seed's run to float rounding (a vmapped step, not
-# bit-identical XLA code), so its metrics agree with separate runs to this tolerance.
-RTOL, ATOL = 1e-4, 1e-6
+# bit-identical XLA code): measured, the last logged values and the summary's means
+# differ by at most 3.5e-10 (1.1e-6 relative, on a value of 6e-5).
+RTOL, ATOL = 1e-5, 1e-8
 
 
 def last_rows(directory: str) -> dict[str, float]:
@@ -82,8 +83,6 @@ def test_one_program_per_cell_gives_the_separate_tasks_numbers(tmp_path):
         assert (a["cell"], a["metric"], a["at"], a["n"], a["diverged"], a["seeds"]) == \
             (b["cell"], b["metric"], b["at"], b["n"], b["diverged"], b["seeds"]) == \
             (a["cell"], a["metric"], a["at"], "2", "0", "2")
-        if a["metric"] in ("wall_seconds",) or a["metric"].startswith("compile"):
-            continue
         for field in ("mean", "median"):
             x, y = float(a[field]), float(b[field])
             assert math.isclose(x, y, rel_tol=RTOL, abs_tol=ATOL), (a["metric"], field, x, y)
