@@ -64,6 +64,9 @@ def test_one_program_per_cell_gives_the_separate_tasks_numbers(tmp_path):
            "0 diverged)" in out
     config = load(path, flag)
     assert [(t.index, t.directory) for t in study.tasks(config)] == [(0, "small"), (1, "large")]
+    with open(os.path.join(joint, study.STUDY_FILE)) as f:
+        assert [(t["directory"], t["seeds"]) for t in json.load(f)["tasks"]] == \
+            [("small", [0, 1]), ("large", [0, 1])]
     for cell in ("small", "large"):
         record = study.read_record(os.path.join(joint, cell))
         assert (record["status"], record["config"]["train"]["num_seeds"]) == ("done", 2)
