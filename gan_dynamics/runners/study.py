@@ -18,6 +18,8 @@ A study config (runner "study"; `default_config(base)` makes one) has:
   ranges       `(draw(name, kind, args, paths), ...)` with `sample_seed`; draw j is the
                same in every grid cell, so models are compared on the same settings;
   seeds        runs per cell; seed k sets `seed_path` (default "seed") to base value + k;
+  seeds_in_one_program  (image bases only) run each cell's seeds as one K-seed program
+               (`train.num_seeds = seeds`) instead of one task per seed;
   launcher, parallel_tasks, slurm, summary: how to run and summarise (not the tasks).
 
 Task t is (cell t % C, seed t // C) for C cells: seed-major, so that the first C tasks
@@ -28,6 +30,13 @@ done, diverged (non-finite loss, exit 3; with its step), stopped (a signal; resu
 failed (a user error or a crash, with its message). The record, not the launcher, says
 what a rerun must do, so any launcher that runs `--task=N` (a SLURM array, a Kubernetes
 job) keeps the study resumable.
+
+With `seeds_in_one_program`, task t is cell t, whose one program trains every seed: it
+runs in `<workdir>/<cell>` with the base's seed and `train.num_seeds = seeds`, so seed k
+lands in `<workdir>/<cell>/seed_<k>` with seed base + k, the directory and seed of the
+separate task it replaces; the record is `<cell>/task.json`, and each seed's own outcome
+(a seed may diverge while the others finish) is read from the program's results.json
+(`run_state`). The summary reads the seeds' runs (`runs`) either way.
 """
 
 from __future__ import annotations
@@ -80,6 +89,9 @@ def default_config(base: ml_collections.ConfigDict) -> ml_collections.ConfigDict
     config.sample_seed = 0
     config.seeds = 1
     config.seed_path = "seed"
+    # True: one K-seed program per cell (image bases; for accelerators, where the seeds
+    # share the device); False: one task per seed, the faster choice on a CPU.
+    config.seeds_in_one_program = False
     config.launcher = "local"
     config.parallel_tasks = 2
     config.slurm = ml_collections.ConfigDict({
@@ -153,6 +165,18 @@ def check_study(config: ml_collections.ConfigDict) -> None:
     if not _count(config.seeds, 1):
         raise UserError(f"config.seeds={config.seeds!r} must be an integer >= 1 (runs per "
                         "cell).")
+    if not isinstance(config.seeds_in_one_program, bool):
+        raise UserError(f"config.seeds_in_one_program={config.seeds_in_one_program!r} must "
+                        "be True or False.")
+    if config.seeds_in_one_program and config.base.runner != "image":
+        raise UserError(f"config.seeds_in_one_program=True needs an image base (runner "
+                        f"'image' trains several seeds in one program); this base's runner "
+                        f"is {config.base.runner!r}: set it to False.")
+    if config.seeds_in_one_program and config.seed_path != "seed":
+        raise UserError(f"config.seeds_in_one_program=True varies `seed` (a K-seed program "
+                        f"trains seeds seed..seed+K-1), not config.seed_path="
+                        f"{config.seed_path!r}; set seed_path to 'seed' or the option to "
+                        "False.")
     if not _count(config.num_samples, 0):
         raise UserError(f"config.num_samples={config.num_samples!r} must be an integer >= 0 "
                         "(random settings per grid cell; 0: none).")
@@ -268,7 +292,8 @@ class Cell(NamedTuple):
 
 
 class Task(NamedTuple):
-    """One run: a cell and a seed."""
+    """One run: a cell and a seed (with `seeds_in_one_program`, a task is a cell's
+    program of every seed, with seed 0 and directory "<cell>")."""
 
     index: int
     cell: Cell
@@ -360,11 +385,20 @@ def cells(config: ml_collections.ConfigDict) -> list[Cell]:
     return out
 
 
-def tasks(config: ml_collections.ConfigDict) -> list[Task]:
-    """Every task in index order: task t = (cell t % C, seed t // C)."""
+def runs(config: ml_collections.ConfigDict) -> list[Task]:
+    """Every seed's run, in the order of separate tasks: run t = (cell t % C, seed t // C)
+    in `<cell>/seed_<k>`; what the summary reads."""
     all_cells = cells(config)
     return [Task(s * len(all_cells) + c.index, c, s, f"{c.name}/seed_{s}")
             for s in range(int(config.seeds)) for c in all_cells]
+
+
+def tasks(config: ml_collections.ConfigDict) -> list[Task]:
+    """Every task in index order: the runs (task t = cell t % C, seed t // C), or with
+    `seeds_in_one_program` one task per cell (task t = cell t, in `<cell>`)."""
+    if config.seeds_in_one_program:
+        return [Task(c.index, c, 0, c.name) for c in cells(config)]
+    return runs(config)
 
 
 def task_at(config: ml_collections.ConfigDict, index: int) -> Task:
@@ -400,6 +434,9 @@ def task_config(config: ml_collections.ConfigDict, task: Task,
                         "first seed of every cell).")
     tree = set_path(tree, seed_path, first + task.seed, where)
     touched = [p for p, _ in task.cell.overrides] + [seed_path, *overridden]
+    if config.seeds_in_one_program:
+        tree = set_path(tree, "train.num_seeds", int(config.seeds), where)
+        touched.append("train.num_seeds")
     return _resolve(ml_collections.ConfigDict(tree), touched)
 
 
@@ -459,6 +496,34 @@ def write_record(directory: str, record: Mapping[str, Any]) -> None:
     os.replace(path + ".tmp", path)
 
 
+def check_layout(config: ml_collections.ConfigDict, workdir: str, cell: Cell) -> None:
+    """UserError when `cell`'s directory in `workdir` was run the other way (separate
+    tasks / one program of its seeds), or by a program of another number of seeds, which
+    a K-seed run cannot resume: said here in one line rather than inside the task."""
+    directory = os.path.join(workdir, cell.name)
+    program = read_record(directory)
+    if not config.seeds_in_one_program:
+        if program is not None:
+            raise UserError(f"--workdir={workdir} ran cell {cell.name} as one program of its "
+                            "seeds; set config.seeds_in_one_program=True to resume it, or "
+                            "use a fresh --workdir.")
+        return
+    separate = [d for d in sorted(os.listdir(directory)) if d.startswith("seed_")
+                and os.path.exists(os.path.join(directory, d, TASK_FILE))] \
+        if os.path.isdir(directory) else []
+    if separate:
+        raise UserError(f"--workdir={workdir} ran cell {cell.name}'s seeds as separate tasks "
+                        f"({cell.name}/{separate[0]}/{TASK_FILE}); set "
+                        "config.seeds_in_one_program=False to resume them, or use a fresh "
+                        "--workdir.")
+    before = ((program or {}).get("config") or {}).get("train", {}).get("num_seeds")
+    if before is not None and before != config.seeds:
+        raise UserError(f"config.seeds={config.seeds}, but --workdir={workdir} trained cell "
+                        f"{cell.name}'s {before} seeds in one program, which cannot change "
+                        f"its number of seeds; restore config.seeds={before}, or use a fresh "
+                        "--workdir.")
+
+
 def _alive(record: Mapping[str, Any]) -> bool:
     """Whether the process a "running" record names still runs (only knowable on its host)."""
     if record.get("host") != socket.gethostname():
@@ -479,6 +544,23 @@ def state(record: Optional[Mapping[str, Any]]) -> str:
     if status == "running" and not _alive(record):
         return "stopped"
     return status
+
+
+def run_state(config: ml_collections.ConfigDict, workdir: str, run: Task) -> str:
+    """The state of one seed's run (a `runs` entry): its task's state, except that a
+    seed of a finished K-seed program (`seeds_in_one_program`) has its own outcome in
+    the program's results.json (done, or diverged while the others finished)."""
+    if not config.seeds_in_one_program:
+        return state(read_record(os.path.join(workdir, run.directory)))
+    program = os.path.join(workdir, run.cell.name)
+    status = state(read_record(program))
+    path = os.path.join(program, "results.json")
+    # A diverged program is one whose every seed diverged (it wrote no results.json).
+    if status != "done" or not os.path.exists(path):
+        return status
+    with open(path) as f:
+        outcomes = json.load(f)["seeds"]
+    return outcomes[run.seed]["status"] if run.seed < len(outcomes) else status
 
 
 def total_seconds(record: Optional[Mapping[str, Any]]) -> float:
@@ -551,6 +633,7 @@ def run_task(config: ml_collections.ConfigDict, workdir: str, index: int,
     check_study(config)
     task = task_at(config, index)
     run = task_config(config, task, overridden)
+    check_layout(config, workdir, task.cell)
     directory = os.path.join(workdir, task.directory)
     os.makedirs(directory, exist_ok=True)
     previous = read_record(directory)
@@ -640,8 +723,13 @@ def progress_line(config: ml_collections.ConfigDict, workdir: str, every: Sequen
                for i in states if states[i] == "running" and recs[i] is not None]
     eta = eta_seconds(finished, left, elapsed, int(config.parallel_tasks))
     mean = f"; mean task {sum(finished) / len(finished):.0f} s" if finished else ""
+    seeds = ""
+    if config.seeds_in_one_program:  # a finished program may hold diverged seeds
+        per_seed = [run_state(config, workdir, r) for r in runs(config)]
+        seeds = (f" ({len(per_seed)} seeds: {per_seed.count('done')} done, "
+                 f"{per_seed.count('diverged')} diverged)")
     return (f"{len(every)} tasks: {count('done')} done, {count('running')} running, {left} left, "
-            f"{count('diverged')} diverged, {count('failed')} failed; "
+            f"{count('diverged')} diverged, {count('failed')} failed{seeds}; "
             f"ETA {format_duration(eta)}{mean}")
 
 
@@ -667,13 +755,20 @@ def format_tasks(config: ml_collections.ConfigDict, workdir: str, every: Sequenc
     overrides."""
     all_cells = cells(config)
     width = max(len(c.name) for c in all_cells)
-    lines = [(f"{len(all_cells)} cells x {config.seeds} seeds = {len(every)} tasks (task t: "
-              f"cell t % {len(all_cells)}, seed t // {len(all_cells)}); workdir {workdir}"),
+    if config.seeds_in_one_program:
+        head = (f"{len(all_cells)} cells x {config.seeds} seeds in one program each = "
+                f"{len(every)} tasks (task t: cell t, its seeds in <cell>/seed_<k>)")
+        seeds = f"0..{int(config.seeds) - 1}"
+    else:
+        head = (f"{len(all_cells)} cells x {config.seeds} seeds = {len(every)} tasks (task t: "
+                f"cell t % {len(all_cells)}, seed t // {len(all_cells)})")
+        seeds = ""
+    lines = [f"{head}; workdir {workdir}",
              f"{'task':>5}  {'cell':<{width}}  {'seed':>4}  {'state':<9}  directory"]
     for task in every:
         st = state(read_record(os.path.join(workdir, task.directory)))
-        lines.append(f"{task.index:>5}  {task.cell.name:<{width}}  {task.seed:>4}  {st:<9}  "
-                     f"{task.directory}")
+        lines.append(f"{task.index:>5}  {task.cell.name:<{width}}  {seeds or task.seed:>4}  "
+                     f"{st:<9}  {task.directory}")
     lines.append("cells:")
     for cell in all_cells:
         sets = ", ".join(f"{p}={json.dumps(v, default=str)}" for p, v in cell.overrides)

@@ -99,6 +99,8 @@ def changed_tasks(config: ml_collections.ConfigDict, workdir: str, every: Sequen
     differs in what changes its trajectory."""
     from gan_dynamics import checkpoints
 
+    for task in every:
+        study.check_layout(config, workdir, task.cell)
     problems, changed = [], set()
     for task in every:
         record = study.read_record(os.path.join(workdir, task.directory))
@@ -122,8 +124,11 @@ def _write_study_file(config: ml_collections.ConfigDict, workdir: str,
                       every: Sequence[Task]) -> None:
     """`study.json`: the study's config and task table, for readers of the workdir."""
     os.makedirs(workdir, exist_ok=True)
+    # A task of `seeds_in_one_program` trains every seed of its cell, not seed 0 alone.
+    seeds = ({"seeds": list(range(int(config.seeds)))} if config.seeds_in_one_program
+             else {})
     table = [{"task": t.index, "cell": t.cell.name, "seed": t.seed, "directory": t.directory,
-              "levels": dict(t.cell.levels)} for t in every]
+              "levels": dict(t.cell.levels), **seeds} for t in every]
     with open(os.path.join(workdir, study.STUDY_FILE), "w") as f:
         json.dump({"config": config.to_dict(), "tasks": table}, f, indent=1, default=str)
 

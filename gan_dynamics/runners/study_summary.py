@@ -221,7 +221,8 @@ def last_and_best(steps: np.ndarray, values: np.ndarray, how: Optional[str]
 # -- the table ----------------------------------------------------------------------------
 
 class Collected(NamedTuple):
-    """Every task's state and, for the finished ones, its series."""
+    """Every seed's run's state and, for the finished ones, its series, by run index
+    (`study.runs`: the tasks, unless a cell's seeds ran in one program)."""
 
     states: dict[int, str]
     series: dict[int, RunSeries]
@@ -229,12 +230,13 @@ class Collected(NamedTuple):
 
 def collect(config: ml_collections.ConfigDict, workdir: str, every: Sequence[Task]
             ) -> Collected:
+    """The states and series of the runs `every` (`study.runs`)."""
     states, series = {}, {}
-    for task in every:
-        directory = os.path.join(workdir, task.directory)
-        states[task.index] = study.state(study.read_record(directory))
-        if states[task.index] == "done":
-            series[task.index] = read_run(directory, config.base.runner)
+    for run in every:
+        states[run.index] = study.run_state(config, workdir, run)
+        if states[run.index] == "done":
+            series[run.index] = read_run(os.path.join(workdir, run.directory),
+                                         config.base.runner)
     return Collected(states, series)
 
 
@@ -594,15 +596,16 @@ def make_plots(config: ml_collections.ConfigDict, workdir: str, every: Sequence[
 
 def summarize(config: ml_collections.ConfigDict, workdir: str, every: Sequence[Task]
               ) -> dict[str, Any]:
-    """Write summary.csv, summary.md and plots/ for the finished tasks and print
-    summary.md; returns {"rows", "comparisons", "plots"}."""
-    collected = collect(config, workdir, every)
-    rows = table(config, every, collected)
-    compared = comparisons(config, every, collected)
+    """Write summary.csv, summary.md and plots/ for the finished seeds of the tasks
+    `every` and print summary.md; returns {"rows", "comparisons", "plots"}."""
+    seeds = study.runs(config)
+    collected = collect(config, workdir, seeds)
+    rows = table(config, seeds, collected)
+    compared = comparisons(config, seeds, collected)
     os.makedirs(workdir, exist_ok=True)
     axes = [name for name, _ in config.axes] + (["sample"] if config.num_samples else [])
     write_csv(rows, axes, os.path.join(workdir, "summary.csv"))
-    plots = make_plots(config, workdir, every, collected, rows, compared) if rows else []
+    plots = make_plots(config, workdir, seeds, collected, rows, compared) if rows else []
     progress = study.progress_line(config, workdir, every, ())
     text = markdown(config, rows, compared, progress, plots)
     with open(os.path.join(workdir, "summary.md"), "w") as f:
