@@ -165,18 +165,13 @@ def test_a_stopped_image_run_leaves_what_a_finished_one_does_marked_partial(tmp_
     import json
 
     from gan_dynamics.runners import train
+    from tests.test_train import sigterm_after
 
     config = _tiny_config(tmp_path, num_steps=1000, sample_every=1000, checkpoint_every=1000,
                           eval_every=1)
-
-    def sigterm_after_step_2(step, state, generate):
-        if step == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return {}
-
     workdir = tmp_path / "wd"
     with pytest.raises(signals.Stopped) as stopped:
-        train.run(config, str(workdir), eval_hooks=[sigterm_after_step_2])
+        train.run(config, str(workdir), eval_hooks=[sigterm_after(2)])
     assert stopped.value.exit_code == 143 and "marked partial" in str(stopped.value)
     results = json.loads((workdir / "results.json").read_text())
     assert results["partial"] is True and results["stopped_by"] == "SIGTERM"

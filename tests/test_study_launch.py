@@ -111,7 +111,9 @@ def test_sigterm_then_rerun_finishes_only_what_is_left(tmp_path, finished):
     assert summary_rows(workdir) == summary_rows(reference)
 
 
-DIVERGING = """
+# A study config file over the tiny GAN of test_fail_well (written beside it as tiny.py);
+# each study adds its axes and seeds to `config`.
+TINY_STUDY = """
 import importlib.util, os
 
 from gan_dynamics.runners import study
@@ -123,7 +125,9 @@ def get_config():
     tiny = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tiny)
     config = study.default_config(tiny.get_config())
-    sgd = {"name": "sgd", "lr": 1e30}
+"""
+
+DIVERGING = TINY_STUDY + """    sgd = {"name": "sgd", "lr": 1e30}
     config.axes = (study.axis("setting", {
         "adam": {},
         "huge_lr": {"loss.name": "wgan",

@@ -16,20 +16,9 @@ from gan_dynamics.errors import UserError
 from gan_dynamics.runners import study
 from tests.test_fail_well import TINY
 from tests.test_study import RUN, load, write_study
-from tests.test_study_launch import run_study, summary_rows
+from tests.test_study_launch import TINY_STUDY, run_study, summary_rows
 
-TWO_CELLS = """
-import importlib.util, os
-
-from gan_dynamics.runners import study
-
-
-def get_config():
-    spec = importlib.util.spec_from_file_location(
-        "tiny", os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny.py"))
-    tiny = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tiny)
-    config = study.default_config(tiny.get_config())
+TWO_CELLS = TINY_STUDY + """\
     config.axes = (study.axis("lr", {"small": {}, "large": {"optimizer.transform_x.lr": 3e-3}}),)
     config.seeds = 2
     return config

@@ -69,19 +69,25 @@ def test_unknown_config_key_fails_before_compile(tmp_path):
     assert os.listdir(tmp_path) == []  # nothing was compiled or written
 
 
+def sigterm_after(stop_step: int):
+    """An evaluation hook that sends this process SIGTERM after step `stop_step`: a stop
+    at a known step, through the run's own signal handling."""
+    def hook(step, state, generate):
+        if step == stop_step:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return {}
+
+    return hook
+
+
 def test_kill_and_resume_reproduces_uninterrupted_run(tmp_path):
     # AltGD with two critic steps: three batches and three latent draws per step.
     config = tiny_config(penalty="none")
     full = train.run(config, str(tmp_path / "full"), source=random_images())
 
-    def sigterm_after_step_2(step, state, generate):
-        if step == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return {}
-
     with pytest.raises(signals.Stopped, match="saved checkpoint step 2") as stopped:
         train.run(config, str(tmp_path / "resumed"), source=random_images(),
-                  eval_hooks=[sigterm_after_step_2])
+                  eval_hooks=[sigterm_after(2)])
     assert stopped.value.exit_code == 143  # saved at the signal and stopped
     resumed = train.run(config, str(tmp_path / "resumed"), source=random_images())
     assert int(resumed.step) == 4

@@ -7,7 +7,6 @@ each seed's batch; 4 seeds on 4 devices (and 2 on 2) split the seeds.
 
 import json
 import os
-import signal
 
 import jax
 import numpy as np
@@ -24,7 +23,7 @@ from gan_dynamics.runners import (
     train_seeds,
     train_step,
 )
-from tests.test_train import _params, random_images, tiny_config
+from tests.test_train import _params, random_images, sigterm_after, tiny_config
 
 # Measured: seed k of the vmapped program differs from the seed alone by at most
 # 6e-7 of a leaf's largest entry after 4 AltGD or ACGD steps (other reduction orders).
@@ -126,14 +125,9 @@ def test_resume_after_sigterm_equals_the_uninterrupted_run(tmp_path):
     config.parallel.num_devices = 2
     full = train.run(config, str(tmp_path / "full"), source=random_images())
 
-    def sigterm_after_step_2(step, state, generate):
-        if step == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return {}
-
     with pytest.raises(signals.Stopped, match="saved checkpoint step 2") as stopped:
         train.run(config, str(tmp_path / "resumed"), source=random_images(),
-                  eval_hooks=[sigterm_after_step_2])
+                  eval_hooks=[sigterm_after(2)])
     assert stopped.value.exit_code == 143 and "marked partial" in str(stopped.value)
     for k in range(2):  # what a finished run leaves, marked partial
         seed = tmp_path / "resumed" / f"seed_{k}"
