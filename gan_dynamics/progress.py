@@ -11,6 +11,7 @@ how long it took. Only process 0 prints, to stdout, like the runs' other progres
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from typing import Any, Callable, Iterator
 
@@ -48,3 +49,11 @@ def compile(what: str, jitted: Callable[..., Any], *args: Any, **kwargs: Any) ->
     arguments: call it, not `jitted`, to be sure nothing compiles again)."""
     with step(f"Compiling {what}"):
         return jitted.lower(*args, **kwargs).compile()
+
+
+def format_duration(seconds: float) -> str:
+    """"1:02:03" (or "?" when unknown): the ETAs of runs and studies."""
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = round(max(seconds, 0.0))
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -56,7 +56,7 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional, Seque
 import ml_collections
 import numpy as np
 
-from gan_dynamics import signals
+from gan_dynamics import progress, signals
 from gan_dynamics.errors import NonFiniteLoss, UserError, did_you_mean
 from gan_dynamics.runners import dispatch
 
@@ -689,14 +689,6 @@ def records(workdir: str, every: Sequence[Task]) -> dict[int, Optional[dict[str,
     return {t.index: read_record(os.path.join(workdir, t.directory)) for t in every}
 
 
-def format_duration(seconds: float) -> str:
-    """"1:02:03" (or "?" when unknown)."""
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = round(max(seconds, 0.0))
-    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
 def eta_seconds(finished: Sequence[float], left: int, running_elapsed: Sequence[float],
                 parallel: int) -> float:
     """Time to finish: the left tasks and the rest of the running ones, each taking the
@@ -730,7 +722,7 @@ def progress_line(config: ml_collections.ConfigDict, workdir: str, every: Sequen
                  f"{per_seed.count('diverged')} diverged)")
     return (f"{len(every)} tasks: {count('done')} done, {count('running')} running, {left} left, "
             f"{count('diverged')} diverged, {count('failed')} failed{seeds}; "
-            f"ETA {format_duration(eta)}{mean}")
+            f"ETA {progress.format_duration(eta)}{mean}")
 
 
 # -- what the command line asks of a study ----------------------------------------------

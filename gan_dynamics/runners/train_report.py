@@ -82,11 +82,6 @@ def write_progress(workdir: str, step: int, wall_seconds: float, grad_evals: int
     write_json(path, saved)
 
 
-def _format_duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
 class Reporter:
     """Everything the loop writes besides checkpoints: metrics, progress lines, evaluation,
     sample grids, loss curves and results.json; only process 0 writes or prints."""
@@ -161,7 +156,7 @@ class Reporter:
             self._first_done, speed = now, "first step"
         else:
             rate = (step - self.start - 1) / (now - self._first_done)
-            speed = f"{rate:.3g} steps/s  ETA {_format_duration((self.num_steps - step) / rate)}"
+            speed = f"{rate:.3g} steps/s  ETA {progress.format_duration((self.num_steps - step) / rate)}"
         if self.is_main:
             print(f"step {step}/{self.num_steps}  f={m['f']:.4g}  g={m['g']:.4g}  |  {speed}",
                   flush=True)
