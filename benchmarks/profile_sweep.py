@@ -87,8 +87,10 @@ def parse_hlo(text: str) -> dict[str, dict[str, Any]]:
     fused_dots: dict[str, int] = {}
     computation = None
     for line in text.splitlines():
+        # computations start unindented (their parameter lists may hold "/*index=5*/"
+        # comments), instructions are indented
         header = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$", line)
-        if header and "=" not in line.split("{")[0]:
+        if header and not line.startswith(" "):
             computation = header.group(1)
             continue
         match = INSTRUCTION.match(line)

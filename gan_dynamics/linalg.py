@@ -102,6 +102,21 @@ class GeneralSumLinearization(NamedTuple):
     dyx_g: LinearMap  # u (x-shaped) -> Dyx g · u
 
 
+# Profiles and compiled programs name the operations of each mixed product by these scopes
+# (benchmarks/profile_acgd.py sorts a CG iteration's time by them).
+PRODUCT_SCOPE = "mixed_product"  # Dxy f · v
+TRANSPOSE_SCOPE = "mixed_product_transpose"  # Dyx · u
+SOLVER_SCOPE = "krylov_solve"  # a solver's loop: its body is one iteration
+
+
+def _named(fn: LinearMap, scope: str) -> LinearMap:
+    def named(v):
+        with jax.named_scope(scope):
+            return fn(v)
+
+    return named
+
+
 def linearize_zero_sum(game: Game, params_x: Params, params_y: Params) -> ZeroSumLinearization:
     """One forward/backward pass linearised in y: ∇x f, ∇y f, Dxy f and its transpose."""
 
@@ -118,7 +133,8 @@ def linearize_zero_sum(game: Game, params_x: Params, params_y: Params) -> ZeroSu
     gx, dxy_f, (f, gy_f, aux) = jax.linearize(grad_x_f, params_y, has_aux=True)
     transpose = jax.linear_transpose(dxy_f, params_y)
     grads = Gradients(f, -f, gx, optax.tree.scale(-1.0, gy_f), aux)
-    return ZeroSumLinearization(grads, dxy_f, lambda u: transpose(u)[0])
+    return ZeroSumLinearization(grads, _named(dxy_f, PRODUCT_SCOPE),
+                                _named(lambda u: transpose(u)[0], TRANSPOSE_SCOPE))
 
 
 def linearize_general_sum(
@@ -140,7 +156,8 @@ def linearize_general_sum(
     (gx, _), mixed, (f, g, gy, aux) = jax.linearize(grads_x, params_y, has_aux=True)
     transpose = jax.linear_transpose(lambda v: mixed(v)[1], params_y)
     return GeneralSumLinearization(
-        Gradients(f, g, gx, gy, aux), lambda v: mixed(v)[0], lambda u: transpose(u)[0])
+        Gradients(f, g, gx, gy, aux), _named(lambda v: mixed(v)[0], PRODUCT_SCOPE),
+        _named(lambda u: transpose(u)[0], TRANSPOSE_SCOPE))
 
 
 # ------------------------------------------------------------------ conjugate gradient
@@ -204,7 +221,8 @@ def cg(
         return _State(x, lx, r, p, rr_new, s.k + 1, breakdown)
 
     init = _State(x0, lx0, r0, r0, rr0, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
-    s = lax.while_loop(cond, body, init)
+    with jax.named_scope(SOLVER_SCOPE):
+        s = lax.while_loop(cond, body, init)
     info = SolverInfo(s.k, jnp.sqrt(s.rr), (s.rr <= threshold_sq) & ~s.breakdown,
                       s.k + initial_products)
     return (s.x, info, s.lx) if track else (s.x, info)
@@ -336,7 +354,8 @@ def gmres(
     zero = jnp.zeros((), jnp.int32)
     init = _State(x_flat, lx_init, r_init, jnp.linalg.norm(r_init), zero, zero,
                   jnp.zeros((), bool))
-    s = lax.while_loop(outer_cond, outer_body, init)
+    with jax.named_scope(SOLVER_SCOPE):
+        s = lax.while_loop(outer_cond, outer_body, init)
     r_norm = jnp.where(jnp.isfinite(s.r_norm), s.r_norm, jnp.inf)
     matvecs = s.k + s.cycles + (0 if x0 is None else 1)
     info = SolverInfo(s.k, r_norm, r_norm <= threshold, matvecs)

@@ -1,0 +1,279 @@
+"""Where ACGD's step on the ICR DCGAN spends its time: a profiler trace of the compiled step.
+
+The program is `bench_game_step.py`'s ACGD step on the ICR CIFAR-10 DCGAN (WGAN, batch 64)
+with the CG solve forced to `--iterations` iterations (tol = atol = 0), as in that script's
+comparison with the PyTorch reference. Two steps are traced, one solving the y-system and
+one the x-system (ACGD alternates). `jax.profiler` records every executed HLO instruction;
+each instruction's exclusive time is sorted by
+
+- where it runs: in a CG iteration (the body of the solver's while loop, scope
+  `linalg.SOLVER_SCOPE`) or in the rest of the step (the linearisation, the right-hand
+  side, the warm start's residual, the updates);
+- what it computes: the mixed product Dxy f · v (`linalg.PRODUCT_SCOPE`), its transpose
+  Dyx · u (`linalg.TRANSPOSE_SCOPE`) or neither (in a CG iteration: the vector updates and
+  the stopping test);
+- its kind: matmul (dot instructions and the library fusions holding one) or other (pads,
+  slices, concatenates, elementwise and reductions).
+
+Time is op time summed over the executor's threads (two can run independent instructions
+at once), so the table gives shares; the step's wall time without the profiler is the
+median of `--repeats` calls, and the wall time of one CG iteration the difference between
+the medians of the step at `--iterations` and at `--baseline-iterations`, timed interleaved.
+Matmul FLOPs come from each dot's shapes and are set against a matmul microbenchmark of the
+loop's largest dot shape in the same process (`--no-microbenchmark` skips it).
+
+    python benchmarks/profile_acgd.py [--iterations=9] [--baseline-iterations=1]
+
+Prints a table and writes benchmarks/results/profile_acgd.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import gzip
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.bench_game_step import build_game  # noqa: E402
+from benchmarks.profile_sweep import SHAPE, exclusive_times, parse_hlo  # noqa: E402
+from benchmarks.results_io import write_json  # noqa: E402
+from gan_dynamics import linalg, optimizers  # noqa: E402
+
+PARTS = ("mixed product", "transpose", "vector updates")
+KINDS = ("matmul", "other")
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, vector extensions and load: what the numbers depend on."""
+    info = {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__,
+            "backend": jax.default_backend(), "load_average": os.getloadavg()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        info["cpu"] = fields.get("model name")
+        info["cpu_family_model"] = f"{fields.get('cpu family')}/{fields.get('model')}"
+        info["vector_extensions"] = sorted(
+            flag for flag in fields.get("flags", "").split()
+            if flag.startswith(("avx", "fma", "amx")))
+    except OSError:
+        pass
+    return info
+
+
+def acgd_step(iterations: int, batch: int):
+    """The jitted ACGD step at `iterations` CG iterations, its arguments and both states."""
+    px, py, make_game = build_game("icr_dcgan", batch, jax.random.key(1))
+    opt = optimizers.create("acgd", lr_x=1e-4, lr_y=1e-4, tol=0.0, atol=0.0,
+                            max_iter=iterations)
+    state = opt.init(px, py)
+
+    def step(px, py, state, key):
+        return opt.update(make_game(key), px, py, state)
+
+    key = jax.random.key(0)
+    compiled = jax.jit(step).lower(px, py, state, key).compile()
+    # ACGD starts with the y-system; the state after one step solves the x-system
+    states = (state, jax.block_until_ready(compiled(px, py, state, key))[2])
+    return compiled, (px, py, key), states
+
+
+def classify(inst: dict[str, Any]) -> tuple[str, str, str]:
+    """(region, part, kind) of one instruction, from its op_name scopes."""
+    name = inst["op_name"]
+    region = "iteration" if f"{linalg.SOLVER_SCOPE}/while/body/" in name else "step"
+    if f"/{linalg.TRANSPOSE_SCOPE}/" in name:
+        part = "transpose"
+    elif f"/{linalg.PRODUCT_SCOPE}/" in name:
+        part = "mixed product"
+    else:
+        part = "vector updates" if region == "iteration" else "rest"
+    return region, part, "matmul" if inst.get("flops") else "other"
+
+
+def trace(compiled, args, states) -> dict[str, tuple[float, int]]:
+    """Exclusive microseconds and counts of every instruction over one step per state."""
+    px, py, key = args
+    with tempfile.TemporaryDirectory() as trace_dir:
+        jax.profiler.start_trace(trace_dir, create_perfetto_trace=True)
+        for state in states:
+            jax.block_until_ready(compiled(px, py, state, key))
+        jax.profiler.stop_trace()
+        path = sorted(glob.glob(os.path.join(trace_dir, "**", "*.json.gz"), recursive=True))[-1]
+        with gzip.open(path) as f:
+            events = json.load(f)
+    return exclusive_times(events["traceEvents"] if isinstance(events, dict) else events)
+
+
+def wall_times(programs: dict[int, Any], args, states, repeats: int) -> dict[int, list[float]]:
+    """Seconds per step of each program, interleaved so that load changes hit all alike."""
+    px, py, key = args
+    times = {k: [] for k in programs}
+    for i in range(repeats):
+        for k, compiled in programs.items():
+            start = time.perf_counter()
+            jax.block_until_ready(compiled(px, py, states[i % 2], key))
+            times[k].append(time.perf_counter() - start)
+    return times
+
+
+def matmul_rate(shape: tuple[int, int, int], repeats: int = 10) -> float:
+    """FLOP/s of one jitted (m, k) x (k, n) float32 matmul, median of `repeats`."""
+    m, k, n = shape
+    a = jax.random.normal(jax.random.key(0), (m, k))
+    b = jax.random.normal(jax.random.key(1), (k, n))
+    f = jax.jit(jnp.matmul)
+    jax.block_until_ready(f(a, b))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(f(a, b))
+        times.append(time.perf_counter() - start)
+    return 2 * m * k * n / statistics.median(times)
+
+
+def dot_shape(table: dict[str, dict[str, Any]], inst: dict[str, Any]) -> tuple[int, int, int]:
+    """(m, k, n) of a dot (or of the dot inside a library fusion), from its result shape."""
+    dims = [int(d) for d in SHAPE.search(inst["shape"]).group(2).split(",") if d]
+    m = dims[0] if len(dims) > 1 else 1
+    n = dims[-1]
+    return m, inst["flops"] // (2 * m * n), n
+
+
+def profile(iterations: int, baseline: int | None, batch: int, repeats: int,
+            microbenchmark: bool) -> dict[str, Any]:
+    compiled, args, states = acgd_step(iterations, batch)
+    table = parse_hlo(compiled.as_text())
+    programs = {iterations: compiled}
+    if baseline is not None:
+        programs[baseline] = acgd_step(baseline, batch)[0]
+    walls = wall_times(programs, args, states, repeats)
+    times = trace(compiled, args, states)
+
+    cells = collections.defaultdict(lambda: {"seconds": 0.0, "flops": 0.0})
+    overhead = 0.0
+    shapes = collections.Counter()
+    for name, (micros, count) in times.items():
+        inst = table.get(name)
+        if inst is None:
+            if name.startswith("ThunkExecutor::Execute") and "wait" not in name:
+                overhead += micros / 1e6
+            continue
+        region, part, kind = classify(inst)
+        cells[(region, part, kind)]["seconds"] += micros / 1e6
+        cells[(region, part, kind)]["flops"] += inst.get("flops", 0) * count
+        if region == "iteration" and kind == "matmul":
+            shapes[dot_shape(table, inst)] += inst["flops"]
+
+    steps = len(states)
+    per_iteration = {}
+    for part in PARTS:
+        row = {}
+        for kind in KINDS:
+            cell = cells[("iteration", part, kind)]
+            row[f"{kind}_ms"] = 1e3 * cell["seconds"] / (steps * iterations)
+            if kind == "matmul":
+                row["gflop"] = cell["flops"] / (steps * iterations) / 1e9
+        row["ms"] = row["matmul_ms"] + row["other_ms"]
+        per_iteration[part] = row
+    total = sum(row["ms"] for row in per_iteration.values())
+    for row in per_iteration.values():
+        row["share"] = row["ms"] / total
+    rest = {part: {kind: 1e3 * cells[("step", part, kind)]["seconds"] / steps for kind in KINDS}
+            for part in ("rest", "mixed product", "transpose")}
+    step_flops = sum(c["flops"] for c in cells.values()) / steps
+    medians = {k: statistics.median(v) for k, v in walls.items()}
+    result = {
+        "machine": machine(),
+        "batch": batch,
+        "iterations": iterations,
+        "step_ms": 1e3 * medians[iterations],
+        "step_ms_all": [1e3 * t for t in walls[iterations]],
+        "step_gflop": step_flops / 1e9,
+        "traced_op_ms_per_step": 1e3 * sum(c["seconds"] for c in cells.values()) / steps,
+        "executor_overhead_ms_per_step": 1e3 * overhead / steps,
+        "per_iteration": per_iteration,
+        "per_iteration_op_ms": total,
+        "rest_of_step_op_ms": rest,
+        "largest_dot_shape": max(shapes, key=shapes.get) if shapes else None,
+    }
+    if baseline is not None:
+        result["baseline_iterations"] = baseline
+        result["baseline_step_ms"] = 1e3 * medians[baseline]
+        result["iteration_wall_ms"] = (1e3 * (medians[iterations] - medians[baseline])
+                                       / (iterations - baseline))
+    if microbenchmark and shapes:
+        rate = matmul_rate(result["largest_dot_shape"])
+        result["microbenchmark_gflop_per_s"] = rate / 1e9
+        # the step if every FLOP ran at the microbenchmark's rate and nothing else cost
+        result["matmul_floor_ms"] = 1e3 * step_flops / rate
+    result["machine"]["load_average_end"] = os.getloadavg()
+    return result
+
+
+def format_profile(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    lines = [
+        f"ACGD step, ICR DCGAN, batch {r['batch']}, {r['iterations']} CG iterations: "
+        f"{r['step_ms']:.0f} ms (median), {r['step_gflop']:.1f} GFLOP in matmuls; "
+        f"{m.get('cpu')} x{m['cpus']}, load {m['load_average'][0]:.1f}",
+    ]
+    if "iteration_wall_ms" in r:
+        lines.append(f"one CG iteration (step at {r['iterations']} minus at "
+                     f"{r['baseline_iterations']}, wall): {r['iteration_wall_ms']:.0f} ms")
+    lines.append(f"per CG iteration, op time over the executor threads: "
+                 f"{r['per_iteration_op_ms']:.0f} ms")
+    lines.append(f"{'part':<16}{'share':>7}{'ms':>8}{'matmul ms':>11}{'GFLOP':>7}"
+                 f"{'GFLOP/s':>9}{'other ms':>10}")
+    for part, row in r["per_iteration"].items():
+        rate = row["gflop"] / row["matmul_ms"] * 1e3 if row["matmul_ms"] else float("nan")
+        lines.append(f"{part:<16}{row['share']:>7.1%}{row['ms']:>8.1f}{row['matmul_ms']:>11.1f}"
+                     f"{row['gflop']:>7.2f}{rate:>9.1f}{row['other_ms']:>10.1f}")
+    rest = r["rest_of_step_op_ms"]
+    lines.append("rest of the step, op ms: " + ", ".join(
+        f"{part} {v['matmul']:.0f} matmul + {v['other']:.0f} other" for part, v in rest.items())
+        + f"; executor {r['executor_overhead_ms_per_step']:.0f}")
+    if "microbenchmark_gflop_per_s" in r:
+        lines.append(f"matmul microbenchmark {r['largest_dot_shape']}: "
+                     f"{r['microbenchmark_gflop_per_s']:.1f} GFLOP/s; the step's matmuls at "
+                     f"that rate alone: {r['matmul_floor_ms']:.0f} ms")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--iterations", type=int, default=9)
+    parser.add_argument("--baseline-iterations", type=int, default=1,
+                        help="second iteration count for the per-iteration wall time; "
+                             "-1 skips it")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--no-microbenchmark", action="store_true")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                      "results", "profile_acgd.json"))
+    args = parser.parse_args()
+    baseline = None if args.baseline_iterations < 0 else args.baseline_iterations
+    result = profile(args.iterations, baseline, args.batch, args.repeats,
+                     not args.no_microbenchmark)
+    print(format_profile(result))
+    write_json(args.out, result)
+
+
+if __name__ == "__main__":
+    from gan_dynamics.errors import run_main
+
+    run_main(main)
