@@ -22,10 +22,13 @@ reason: a split transposes to one concatenate, K² slices to K² padded copies s
 ACGD step was 3.6 s instead of 2.7 s).
 
 The fold: every input pixel times the kernel is a K x K patch of output (`x @ W`); patch
-tap a of input row i lands on output row s·i + pad_before - a. Taps whose offsets agree
-modulo the stride s land on the same output phase, so they are summed at input resolution
-first and each of the s² phases is placed by one interior pad (`lax.pad` with s-1 zeros
-between elements; a negative pad crops).
+tap a of input row i lands on output row s·i + pad_before - a. The output rows of one
+phase (rows ≡ ρ mod s) thus read each of their taps shifted by a whole number of input
+rows: every phase is a sum of shifted taps at input resolution (`lax.pad`; a negative pad
+crops), and the s² phases are interleaved by one stack and reshape, whose transpose is a
+reshape and slices. (Placing each phase by an interior pad, s-1 zeros between elements,
+and summing the s² full-size results computes the same; the ICR DCGAN's ACGD step was 3%
+slower so.)
 
 Both layers take `impl`: "matmul" (the forms above), "lax" (XLA's native convolution,
 `lax.conv_general_dilated` / `lax.conv_transpose`: what GPUs and TPUs run fastest) or
@@ -91,9 +94,14 @@ def conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
     return (patches @ kernel.reshape(kh * kw * c_in, c_out)).reshape(n, out_h, out_w, c_out)
 
 
-def _phase_taps(kernel: int, stride: int) -> list[tuple[int, list[int]]]:
-    """(phase r, taps a = r + s·q) for every phase that has taps."""
-    return [(r, list(range(r, kernel, stride))) for r in range(min(stride, kernel))]
+def _phase_shifts(kernel: int, stride: int, before: int, phase: int) -> list[tuple[int, int]]:
+    """(tap a, input offset d) of the taps reaching output phase ρ = `phase` (rows ≡ ρ mod s).
+
+    Tap a of input row i lands on output row s·i + before - a; output row s·m + ρ therefore
+    reads input row m + d of every tap a with d = (ρ - before + a) / s an integer.
+    """
+    return [(a, (phase - before + a) // stride) for a in range(kernel)
+            if (phase - before + a) % stride == 0]
 
 
 def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
@@ -110,23 +118,22 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
     taps = jnp.split(patches.reshape(n, h, w, kh * kw, c_out), kh * kw, axis=3)
     tap = lambda a, b: taps[a * kw + b].squeeze(3)
     zero = jnp.zeros((), patches.dtype)
-    out = None
-    for rh, taps_h in _phase_taps(kh, sh):
-        for rw, taps_w in _phase_taps(kw, sw):
-            qh, qw = len(taps_h) - 1, len(taps_w) - 1
-            # Tap a = r + s·q of input row i lands on output row s·(i - q) + b - r: shift
-            # by q on an input grid extended by q_max rows in front, then sum.
-            phase = sum(
-                lax.pad(tap(a, b), zero,
-                        [(0, 0, 0), (qh - i, i, 0), (qw - j, j, 0), (0, 0, 0)])
-                for i, a in enumerate(taps_h) for j, b in enumerate(taps_w))
-            low_h, low_w = bh - rh - sh * qh, bw - rw - sw * qw
-            high_h = out_h - ((h + qh - 1) * sh + 1) - low_h
-            high_w = out_w - ((w + qw - 1) * sw + 1) - low_w
-            placed = lax.pad(phase, zero, [(0, 0, 0), (low_h, high_h, sh - 1),
-                                           (low_w, high_w, sw - 1), (0, 0, 0)])
-            out = placed if out is None else out + placed
-    return out
+    # Each output phase (rows ≡ ρh mod sh, columns ≡ ρw mod sw) sums its taps shifted at
+    # input resolution; the phases are then interleaved by one stack and reshape.
+    m_h, m_w = -(-out_h // sh), -(-out_w // sw)
+    rows = []
+    for rh in range(sh):
+        cols = []
+        for rw in range(sw):
+            shifted = [lax.pad(tap(a, b), zero, [(0, 0, 0), (-dh, m_h - h + dh, 0),
+                                                 (-dw, m_w - w + dw, 0), (0, 0, 0)])
+                       for a, dh in _phase_shifts(kh, sh, bh, rh)
+                       for b, dw in _phase_shifts(kw, sw, bw, rw)]
+            cols.append(sum(shifted) if shifted
+                        else jnp.zeros((n, m_h, m_w, c_out), patches.dtype))
+        rows.append(jnp.stack(cols, axis=3))  # (n, m_h, m_w, sw, c_out)
+    out = jnp.stack(rows, axis=2).reshape(n, m_h * sh, m_w * sw, c_out)
+    return out[:, :out_h, :out_w]
 
 
 CONV_IMPLS = ("auto", "lax", "matmul")
