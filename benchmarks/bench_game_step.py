@@ -34,7 +34,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
+from benchmarks.results_io import add_out_argument, cpu_info, write_json  # noqa: E402
 from gan_dynamics import objectives, optimizers  # noqa: E402
 from gan_dynamics.errors import UserError  # noqa: E402
 from gan_dynamics.models import registry  # noqa: E402
@@ -153,8 +153,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main():
     args = parse_args()
 
-    results = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                           "jax": jax.__version__, "backend": jax.default_backend()},
+    results = {"machine": {"platform": platform.platform(), "jax": jax.__version__,
+                           "backend": jax.default_backend(), **cpu_info()},
                "batch": args.batch, "games": {}}
     for game_name in args.games.split(","):
         px, py, make_game = build_game(game_name, args.batch, jax.random.key(1))
@@ -210,7 +210,9 @@ def main():
                   f"{1e3 * statistics.median(ref['adam_wgan_gp_disc_s']):.0f} ms, gen step "
                   f"{1e3 * statistics.median(ref['adam_gen_s']):.0f} ms")
 
-    print()
+    results["machine"]["load_average_end"] = cpu_info().get("load_average")
+    print(f"\n{results['machine'].get('cpu')}, load average {results['machine'].get('load_average')}"
+          f" at the start, {results['machine']['load_average_end']} at the end")
     write_json(args.out, "game_step.json", results)
 
 

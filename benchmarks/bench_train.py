@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
+from benchmarks.results_io import add_out_argument, cpu_info, write_json  # noqa: E402
 from gan_dynamics import parallel  # noqa: E402
 from gan_dynamics.data import images, loader  # noqa: E402
 from gan_dynamics.runners import train_config, train_step  # noqa: E402
@@ -102,6 +102,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main():
     args = parse_args()
+    machine = cpu_info()
     results = [bench(name, args.batch_size, args.steps)
                for name in ("cifar_wgan_gp_adam", "cifar_wgan_cgd")]
     adam, acgd = results
@@ -110,6 +111,8 @@ def main():
         "device": str(jax.devices()[0].device_kind),
         "device_count": jax.device_count(),
         "jax": jax.__version__,
+        **machine,
+        "load_average_end": cpu_info().get("load_average"),
         "results": results,
         "acgd_over_adam_time_per_generator_step":
             acgd["ms_per_generator_step"] / adam["ms_per_generator_step"],
@@ -123,6 +126,8 @@ def main():
               f"{r['compile_and_first_step_s']:10.1f}")
     print(f"ACGD / Adam time per generator step: "
           f"{summary['acgd_over_adam_time_per_generator_step']:.2f}")
+    print(f"{machine.get('cpu')}, load average {machine.get('load_average')} at the start, "
+          f"{summary['load_average_end']} at the end")
     write_json(args.out, f"bench_train_{platform.node() or 'host'}.json", summary)
 
 

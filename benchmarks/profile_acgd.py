@@ -49,7 +49,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.bench_game_step import build_game  # noqa: E402
 from benchmarks.profile_sweep import SHAPE, exclusive_times, parse_hlo  # noqa: E402
-from benchmarks.results_io import write_json  # noqa: E402
+from benchmarks.results_io import cpu_info, write_json  # noqa: E402
 from gan_dynamics import linalg, optimizers  # noqa: E402
 
 PARTS = ("mixed product", "transpose", "vector updates")
@@ -57,22 +57,9 @@ KINDS = ("matmul", "other")
 
 
 def machine() -> dict[str, Any]:
-    """CPU model, vector extensions and load: what the numbers depend on."""
-    info = {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__,
-            "backend": jax.default_backend(), "load_average": os.getloadavg()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            text = f.read()
-        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-        fields = {k.strip(): v.strip() for k, v in fields.items()}
-        info["cpu"] = fields.get("model name")
-        info["cpu_family_model"] = f"{fields.get('cpu family')}/{fields.get('model')}"
-        info["vector_extensions"] = sorted(
-            flag for flag in fields.get("flags", "").split()
-            if flag.startswith(("avx", "fma", "amx")))
-    except OSError:
-        pass
-    return info
+    """What the numbers depend on: platform, CPU and its load."""
+    return {"platform": platform.platform(), "jax": jax.__version__,
+            "backend": jax.default_backend(), **cpu_info()}
 
 
 def acgd_step(iterations: int, batch: int):
@@ -113,7 +100,7 @@ def trace(compiled, args, states) -> dict[str, tuple[float, int]]:
         for state in states:
             jax.block_until_ready(compiled(px, py, state, key))
         jax.profiler.stop_trace()
-        path = sorted(glob.glob(os.path.join(trace_dir, "**", "*.json.gz"), recursive=True))[-1]
+        path = max(glob.glob(os.path.join(trace_dir, "**", "*.json.gz"), recursive=True))
         with gzip.open(path) as f:
             events = json.load(f)
     return exclusive_times(events["traceEvents"] if isinstance(events, dict) else events)
@@ -221,17 +208,16 @@ def profile(iterations: int, baseline: int | None, batch: int, repeats: int,
         result["microbenchmark_gflop_per_s"] = rate / 1e9
         # the step if every FLOP ran at the microbenchmark's rate and nothing else cost
         result["matmul_floor_ms"] = 1e3 * step_flops / rate
-    result["machine"]["load_average_end"] = os.getloadavg()
+    result["machine"]["load_average_end"] = cpu_info().get("load_average")
     return result
 
 
 def format_profile(r: dict[str, Any]) -> str:
     m = r["machine"]
-    lines = [
+    lines = [(
         f"ACGD step, ICR DCGAN, batch {r['batch']}, {r['iterations']} CG iterations: "
         f"{r['step_ms']:.0f} ms (median), {r['step_gflop']:.1f} GFLOP in matmuls; "
-        f"{m.get('cpu')} x{m['cpus']}, load {m['load_average'][0]:.1f}",
-    ]
+        f"{m.get('cpu')} x{m['cpus']}, load {m['load_average'][0]:.1f}")]
     if "iteration_wall_ms" in r:
         lines.append(f"one CG iteration (step at {r['iterations']} minus at "
                      f"{r['baseline_iterations']}, wall): {r['iteration_wall_ms']:.0f} ms")

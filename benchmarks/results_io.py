@@ -3,6 +3,8 @@
 The default, `runs/benchmarks/`, is ignored by git, so running a benchmark leaves the
 checkout clean; `--out=benchmarks/results` updates the committed results that README and
 docs quote.
+
+It also records the facts about the machine that CPU timings depend on.
 """
 
 from __future__ import annotations
@@ -32,3 +34,24 @@ def write_json(directory: str, name: str, data: Any) -> str:
         json.dump(data, f, indent=1)
     print(f"wrote {path}")
     return path
+
+
+def cpu_info() -> dict[str, Any]:
+    """CPU model, its vector extensions and the load average (Linux; what is readable).
+
+    Timings on a shared CPU depend on the load: benchmarks record it beside their numbers.
+    """
+    info: dict[str, Any] = {"cpus": os.cpu_count()}
+    try:
+        info["load_average"] = list(os.getloadavg())
+        with open("/proc/cpuinfo") as f:
+            first = f.read().split("\n\n")[0]
+    except OSError:
+        return info
+    fields = {k.strip(): v.strip() for k, v in
+              (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+    info["cpu"] = fields.get("model name")
+    info["cpu_family_model"] = f"{fields.get('cpu family')}/{fields.get('model')}"
+    info["vector_extensions"] = sorted(flag for flag in fields.get("flags", "").split()
+                                       if flag.startswith(("avx", "fma", "amx")))
+    return info
