@@ -14,6 +14,11 @@ the reference runs in a subprocess (`--torch-python`, by default this interprete
 needs `pip install torch==2.13.0` and `pip install --no-deps CGDs==0.4.5`), ours is then
 forced to its mean iteration count (tol = atol = 0, max_iter = k) so that both do the same number of products, and the
 reference runs once more after ours; the ratio compares the medians of all steps.
+Process CPU time (all threads) is recorded beside wall time. On a loaded machine the
+reference's OpenMP threads lose far more than XLA's (CGDs took 25 times its idle time at
+load 10 on 2 cores), and the wall-time ratio says little; pinned to one core
+(`taskset -c 0 python benchmarks/bench_game_step.py`), each process runs one thread, its
+CPU time is its work, and the ratio of CPU times holds up under load.
 """
 
 from __future__ import annotations
@@ -105,17 +110,19 @@ def time_optimizer(opt, px, py, make_game, repeats: int):
     start = time.perf_counter()
     px, py, state, info = jax.block_until_ready(step(px, py, state, key))
     compile_s = time.perf_counter() - start
-    times, iters, evals = [], [], []
+    times, cpu_times, iters, evals = [], [], [], []
     for i in range(repeats):
         key_i = jax.random.fold_in(key, i + 1)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         px, py, state, info = jax.block_until_ready(step(px, py, state, key_i))
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
         iters.append(int(info.get("solver_iterations", 0)))
         evals.append(float(info["grad_evals"]))
     return {
         "ms_per_step": 1e3 * statistics.median(times),
         "ms_all": [1e3 * t for t in times],
+        "cpu_ms_per_step": 1e3 * statistics.median(cpu_times),
         "compile_and_first_step_s": compile_s,
         "solver_iterations": iters,
         "grad_evals": evals,
@@ -179,34 +186,40 @@ def main():
                                        max_iter=k)
             ours = time_optimizer(forced, px, py, make_game, 2 * args.repeats_dcgan)
             after = run_torch_reference(args.torch_python, args.torch_steps, args.batch)
-            for field in ("acgd_s_per_step", "acgd_cg_iterations", "adam_wgan_gp_disc_s",
-                          "adam_gen_s"):
+            for field in ("acgd_s_per_step", "acgd_cpu_s_per_step", "acgd_cg_iterations",
+                          "adam_wgan_gp_disc_s", "adam_gen_s"):
                 ref[field] += after[field]
             torch_s = statistics.median(ref["acgd_s_per_step"])
+            torch_cpu_s = statistics.median(ref["acgd_cpu_s_per_step"])
             game["torch_reference"] = ref
             game["acgd_equal_iterations"] = {
                 "cg_iterations": k, "ours_ms": ours["ms_per_step"],
                 "ours_iterations": ours["solver_iterations"], "torch_ms": 1e3 * torch_s,
                 "ratio_ours_to_torch": ours["ms_per_step"] / (1e3 * torch_s),
+                "ours_cpu_ms": ours["cpu_ms_per_step"], "torch_cpu_ms": 1e3 * torch_cpu_s,
+                "ratio_ours_to_torch_cpu": ours["cpu_ms_per_step"] / (1e3 * torch_cpu_s),
             }
         results["games"][game_name] = game
 
         print(f"\n{game_name}: {n_x:,} generator / {n_y:,} discriminator parameters, "
               f"batch {args.batch}, {jax.default_backend()}")
-        print(f"{'optimizer':<14}{'ms/step':>10}{'x SimGD':>9}{'CG iters':>10}"
+        print(f"{'optimizer':<14}{'ms/step':>10}{'CPU ms':>9}{'x SimGD':>9}{'CG iters':>10}"
               f"{'grad-eq':>9}{'2k+3':>7}")
         for name, row in rows.items():
             k = statistics.mean(row["solver_iterations"])
-            print(f"{name:<14}{row['ms_per_step']:>10.1f}{row['ratio_to_simgd']:>9.2f}"
+            print(f"{name:<14}{row['ms_per_step']:>10.1f}{row['cpu_ms_per_step']:>9.1f}"
+                  f"{row['ratio_to_simgd']:>9.2f}"
                   f"{k:>10.1f}{statistics.mean(row['grad_evals']):>9.1f}"
                   f"{row['bound_2k_plus_3'] if name in ('cgd', 'acgd') else float('nan'):>7.1f}")
         if "acgd_equal_iterations" in game:
             eq = game["acgd_equal_iterations"]
             ref = game["torch_reference"]
-            print(f"ACGD at {eq['cg_iterations']} CG iterations: ours {eq['ours_ms']:.0f} ms, "
-                  f"CGDs (torch {ref['torch']}) {eq['torch_ms']:.0f} ms "
+            print(f"ACGD at {eq['cg_iterations']} CG iterations: ours {eq['ours_ms']:.0f} ms "
+                  f"({eq['ours_cpu_ms']:.0f} ms CPU), CGDs (torch {ref['torch']}) "
+                  f"{eq['torch_ms']:.0f} ms ({eq['torch_cpu_ms']:.0f} ms CPU) "
                   f"(its iterations {ref['acgd_cg_iterations']}): ratio "
-                  f"{eq['ratio_ours_to_torch']:.2f}; torch Adam WGAN-GP disc step "
+                  f"{eq['ratio_ours_to_torch']:.2f} (process CPU time "
+                  f"{eq['ratio_ours_to_torch_cpu']:.2f}); torch Adam WGAN-GP disc step "
                   f"{1e3 * statistics.median(ref['adam_wgan_gp_disc_s']):.0f} ms, gen step "
                   f"{1e3 * statistics.median(ref['adam_gen_s']):.0f} ms")
 
