@@ -143,6 +143,7 @@ def dot_shape(table: dict[str, dict[str, Any]], inst: dict[str, Any]) -> tuple[i
 
 def profile(iterations: int, baseline: int | None, batch: int, repeats: int,
             microbenchmark: bool) -> dict[str, Any]:
+    start_machine = machine()
     compiled, args, states = acgd_step(iterations, batch)
     table = parse_hlo(compiled.as_text())
     programs = {iterations: compiled}
@@ -185,7 +186,7 @@ def profile(iterations: int, baseline: int | None, batch: int, repeats: int,
     step_flops = sum(c["flops"] for c in cells.values()) / steps
     medians = {k: statistics.median(v) for k, v in walls.items()}
     result = {
-        "machine": machine(),
+        "machine": start_machine,
         "batch": batch,
         "iterations": iterations,
         "step_ms": 1e3 * medians[iterations],
