@@ -3,20 +3,21 @@
 The offline-digits DCGAN (`experiments/offline_digits.py`: 16x16 MNIST digits, DCGAN
 width 32, non-saturating GAN-GP, AltGD with Adam) and its ACGD twin
 (`experiments/offline_digits_acgd.py`), each step jitted exactly as the image runner
-jits it: K = 1, 2, 4, 8, 16 seeds in one vmapped step (`runners.seeds_step`) against
-one seed's step (`runners.train_step`), which K runs one after another each take, so
-their seed-steps/s is one seed's steps/s whatever K (timed beside each K, the best of
---repeats runs of --steps steps each, as other jobs on a shared machine only slow a run
-down). Per K: compile time, seed-steps/s,
-the ratio to runs in turn, and for ACGD the solver's iterations per seed (a while_loop
-under vmap runs until the slowest seed has converged: `lane_use` = mean over seeds /
-max over seeds, the share of the loop's lanes doing a seed's own work).
+jits it: K = 1, 2, 4, 8, 16 seeds in one program (`runners.seeds_step`), all K in one
+vmapped call (`train.seeds_at_once = K`) and one seed at a time (`seeds_at_once = 1`,
+a `lax.map` over the seeds), against one seed's step (`runners.train_step`), which K
+runs one after another each take, so their seed-steps/s is one seed's steps/s whatever K
+(timed beside each row, the best of --repeats runs of --steps steps each, as other jobs
+on a shared machine only slow a run down). Per row: compile time, seed-steps/s, the
+ratio to runs in turn, and for ACGD the solver's iterations per seed (a while_loop under
+vmap runs until the slowest seed has converged: `lane_use` = mean over seeds / max over
+seeds, the share of the loop's lanes doing a seed's own work).
 
 Where no GPU is present, an ESTIMATE of each program's time on an H100 SXM: the larger
 of its FLOPs at the TF32 tensor peak, its bytes accessed at the HBM bandwidth (both from
 XLA's compiled `cost_analysis` on this machine) and its kernels (fusions, convolutions,
 dots and custom calls of the compiled program) at 5 us of launch and tail each; the
-estimated speed-up at K is K x t(one seed) / t(K seeds). XLA counts a while_loop's body
+estimated speed-up at K is K x t(one seed) / t(K seeds vmapped). XLA counts a while_loop's body
 once, so ACGD (whose solver is one) gets no estimate.
 
     python benchmarks/bench_seeds.py                      # table, runs/benchmarks/bench_seeds_<host>.{json,png}
@@ -121,30 +122,37 @@ def bench(optimizer: str, ks: Sequence[int], steps: int, repeats: int, batch_siz
     rows = []
     for k in ks:
         seeds = [config.seed + i for i in range(k)]
-        state, _ = seeds_step.create_seeds(exp, seeds, mesh)
         stacked = list(loader.device_batches(
             loader.seeds_step_batches(exp.source, 0, min(steps, 4) + 1, exp.n_sub,
                                       batch_size=b, seeds=seeds), mesh,
             split_axis=seeds_step.batch_split_axis(k, mesh)))
-        step_fn, state, compile_k = _compile(seeds_step.jit_seeds_step(
-            exp, k, mesh, share_flags=seeds_step.flags_agree(state)), state, stacked)
-        k_s, state, metrics = _per_step(step_fn, state, stacked, steps, repeats)
-        # One seed's step timed beside it: runs in turn take K of these.
-        one_s, one_state, _ = _per_step(one_fn, one_state, batches, steps, repeats)
-        row = {"num_seeds": k, "compile_and_first_step_s": compile_k, "ms_per_step": 1e3 * k_s,
-               "one_seed_ms_per_step": 1e3 * one_s, "seed_steps_per_s": k / k_s,
-               "seed_steps_per_s_in_turn": 1 / one_s, "speedup_over_in_turn": (k / k_s) * one_s,
-               "cost": cost(step_fn)}
-        if "solver_iterations" in metrics[0]:
-            its = np.stack([np.asarray(m["solver_iterations"], float) for m in metrics])
-            row.update(solver_iterations_mean=float(its.mean()),
-                       solver_iterations_max_over_seeds=float(its.max(axis=1).mean()),
-                       lane_use=float(its.mean() / its.max(axis=1).mean()))
-        if optimizer != "acgd":
-            row["h100_estimated_speedup"] = k * h100_seconds(one_cost) / h100_seconds(row["cost"])
-        rows.append(row)
-        print(f"  {optimizer} K={k}: {row['seed_steps_per_s']:.2f} seed-steps/s "
-              f"({row['speedup_over_in_turn']:.2f}x runs in turn)", flush=True)
+        # All K in one vmapped call, then one seed at a time in the same program (the
+        # same program at K = 1).
+        for at_once in sorted({k, 1}, reverse=True):
+            state, _ = seeds_step.create_seeds(exp, seeds, mesh)
+            step_fn, state, compile_k = _compile(seeds_step.jit_seeds_step(
+                exp, k, mesh, share_flags=seeds_step.flags_agree(state), at_once=at_once),
+                state, stacked)
+            k_s, state, metrics = _per_step(step_fn, state, stacked, steps, repeats)
+            # One seed's step timed beside it: runs in turn take K of these.
+            one_s, one_state, _ = _per_step(one_fn, one_state, batches, steps, repeats)
+            row = {"num_seeds": k, "seeds_at_once": at_once,
+                   "compile_and_first_step_s": compile_k, "ms_per_step": 1e3 * k_s,
+                   "one_seed_ms_per_step": 1e3 * one_s, "seed_steps_per_s": k / k_s,
+                   "seed_steps_per_s_in_turn": 1 / one_s,
+                   "speedup_over_in_turn": (k / k_s) * one_s}
+            if "solver_iterations" in metrics[0]:
+                its = np.stack([np.asarray(m["solver_iterations"], float) for m in metrics])
+                row.update(solver_iterations_mean=float(its.mean()),
+                           solver_iterations_max_over_seeds=float(its.max(axis=1).mean()),
+                           lane_use=float(its.mean() / its.max(axis=1).mean()))
+            if optimizer != "acgd" and at_once == k:
+                row["cost"] = cost(step_fn)
+                row["h100_estimated_speedup"] = (k * h100_seconds(one_cost)
+                                                 / h100_seconds(row["cost"]))
+            rows.append(row)
+            print(f"  {optimizer} K={k}, {at_once} at once: {row['seed_steps_per_s']:.2f} "
+                  f"seed-steps/s ({row['speedup_over_in_turn']:.2f}x runs in turn)", flush=True)
     return {"optimizer": optimizer, "config": CONFIGS[optimizer], "batch_size": b,
             "n_sub": exp.n_sub, "timed_steps": steps, "repeats": repeats,
             "one_seed_compile_and_first_step_s": compile_one, "one_seed_cost": one_cost,
@@ -159,10 +167,15 @@ def plot(results: Sequence[dict], path: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in results:
-        ks = [row["num_seeds"] for row in r["rows"]]
-        line, = ax.plot(ks, [row["seed_steps_per_s"] for row in r["rows"]], "o-",
-                        label=f"{r['optimizer']}: K seeds in one program")
-        ax.plot(ks, [row["seed_steps_per_s_in_turn"] for row in r["rows"]], "--",
+        vmapped = [row for row in r["rows"] if row["seeds_at_once"] == row["num_seeds"]]
+        one = [row for row in r["rows"] if row["seeds_at_once"] == 1]
+        ks = [row["num_seeds"] for row in vmapped]
+        line, = ax.plot(ks, [row["seed_steps_per_s"] for row in vmapped], "o-",
+                        label=f"{r['optimizer']}: K seeds in one vmapped step")
+        ax.plot([row["num_seeds"] for row in one], [row["seed_steps_per_s"] for row in one],
+                "s:", color=line.get_color(),
+                label=f"{r['optimizer']}: K seeds one at a time in one program")
+        ax.plot(ks, [row["seed_steps_per_s_in_turn"] for row in vmapped], "--",
                 color=line.get_color(), label=f"{r['optimizer']}: K runs in turn")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("seeds K")
@@ -198,13 +211,14 @@ def main():
                    **H100, "note": "an ESTIMATE from XLA's cost analysis of the programs "
                                    "compiled on this machine, not a measurement"},
                "results": results}
-    print(f"{'optimizer':9s} {'K':>3s} {'ms/step':>9s} {'seed-steps/s':>13s} "
+    print(f"{'optimizer':9s} {'K':>3s} {'at once':>7s} {'ms/step':>9s} {'seed-steps/s':>13s} "
           f"{'in turn':>8s} {'ratio':>6s} {'lane use':>9s} {'H100 est.':>10s} {'compile s':>10s}")
     for r in results:
         for row in r["rows"]:
             lane = row.get("lane_use")
             est = row.get("h100_estimated_speedup") if not gpu else None
-            print(f"{r['optimizer']:9s} {row['num_seeds']:3d} {row['ms_per_step']:9.1f} "
+            print(f"{r['optimizer']:9s} {row['num_seeds']:3d} {row['seeds_at_once']:7d} "
+                  f"{row['ms_per_step']:9.1f} "
                   f"{row['seed_steps_per_s']:13.2f} {row['seed_steps_per_s_in_turn']:8.2f} "
                   f"{row['speedup_over_in_turn']:6.2f} "
                   f"{'-' if lane is None else f'{lane:.2f}':>9s} "

@@ -48,7 +48,7 @@ RESUMABLE_CHANGES = (
     "train.num_steps", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
     "train.sample_every", "train.num_samples", "train.eval_every", "train.budget", "parallel",
     "eval", "diagnostics", "data.data_dir", "data.num_workers", "data.prefetch",
-    "train.num_seeds",
+    "train.num_seeds", "train.seeds_at_once",
 )
 # A K-seed run's record of its seeds at each checkpoint (`runners.train_seeds`).
 SEEDS_FILE = "seeds.json"

@@ -64,12 +64,18 @@ def test_seed_k_of_four_equals_the_seed_alone_in_both_placements(tmp_path):
             assert json.load(f)["steps"] == 4
     with pytest.raises(UserError, match="holds a run of 4 seeds.*seed_0"):
         open_run.load_config(str(tmp_path / "k4"))
-    # The seeds split over 4 devices (one seed each): the same program's numbers.
-    config.parallel.num_devices = 4
-    split = train.run(config, str(tmp_path / "k4split"), source=random_images())
-    assert len(split.runs.step.sharding.device_set) == 4
-    for k in range(4):
-        _close(_row(state, k), _row(split, k))
+    # All four seeds in one vmapped call, or a group of three and then one, or the seeds
+    # split over 2 devices (each steps its two in turn) or over 4 (one seed each): the
+    # same numbers.
+    for name, at_once, devices in (("vmap", 4, 0), ("groups", 3, 0), ("split2", 1, 2),
+                                   ("split4", 0, 4)):
+        other = tiny_config(penalty="none", num_seeds=4)
+        other.seed, other.train.seeds_at_once, other.parallel.num_devices = 10, at_once, devices
+        got = train.run(other, str(tmp_path / name), source=random_images())
+        if devices:
+            assert len(got.runs.step.sharding.device_set) == devices
+        for k in range(4):
+            _close(_row(state, k), _row(got, k))
 
 
 def _poisoned(poison, batch_size=8, n_sub=3, num_examples=1000, steps=4, seeds=()):
@@ -159,6 +165,8 @@ def test_resume_after_sigterm_equals_the_uninterrupted_run(tmp_path):
 
 @pytest.mark.parametrize("change, words", [
     ({"train.num_seeds": 0}, "num_seeds=0 must be a positive integer"),
+    ({"train.seeds_at_once": -1}, "seeds_at_once=-1 must be an integer >= 0"),
+    ({"train.seeds_at_once": True}, "seeds_at_once=True must be an integer >= 0"),
     ({"train.num_seeds": 2, "parallel.distributed": True}, "runs in one process"),
     ({"train.num_seeds": 2, "train.keep_checkpoints": 1}, "keep_checkpoints must be at least 2"),
     ({"train.num_seeds": 2, "train.budget.seconds": 60.0}, "budget.seconds cannot stop"),
@@ -191,6 +199,7 @@ def test_acgd_seeds_solve_their_own_systems(tmp_path):
     """Under vmap the solver's while_loop runs until the slowest seed converges; each
     seed's iterations and result are still its own."""
     config = tiny_config(optimizer="acgd", num_seeds=2)
+    config.train.seeds_at_once = 2
     state = train.run(config, str(tmp_path / "k2"), source=random_images())
     for k in range(2):
         alone = train_config.seed_config(config, k)

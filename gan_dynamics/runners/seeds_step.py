@@ -126,12 +126,29 @@ def flags_agree(state: SeedsState) -> bool:
     return all((f == f[:1]).all() for f in flags)
 
 
-def make_seeds_step(exp: Experiment, mesh: Mesh | None = None, share_flags: bool = False):
+def seeds_at_once(setting: int, num_seeds: int, backend: str) -> int:
+    """How many of `num_seeds` seeds one vmapped call steps (`train.seeds_at_once`).
+
+    0 (auto): all of them on an accelerator, which one small GAN leaves mostly idle; one
+    on a CPU, where one seed's step already fills the cores and a vmapped step of
+    several ran at 0.8x the rate of the same steps one after another (docs/scaling.md).
+    """
+    if setting:
+        return min(setting, num_seeds)
+    return 1 if backend == "cpu" else num_seeds
+
+
+def make_seeds_step(exp: Experiment, mesh: Mesh | None = None, share_flags: bool = False,
+                    at_once: int | None = None):
     """`step(state, batches) -> (state, metrics)`: one update of every live seed.
 
     `batches`: (K, n_sub, B, H, W, C), seed k's batches in row k. `mesh`: the mesh each
     seed's batch is split over (`train_step.step_game`); None when the seeds are split.
     Metrics are the single step's, each with a leading seed axis.
+
+    `at_once` (`seeds_at_once`; None: all K): the seeds are stepped in groups of that
+    many, one vmapped call per group and the groups one after another in the same
+    program (`lax.map`); with 1, each seed runs the step alone, unvmapped.
 
     `share_flags` (when `flags_agree`): the optimizer state's flags enter the vmapped step
     once, from the first live seed, instead of per seed. A `lax.cond` on a flag with a
@@ -142,27 +159,40 @@ def make_seeds_step(exp: Experiment, mesh: Mesh | None = None, share_flags: bool
     """
     one = make_train_step(exp, mesh)
 
-    def vmapped(state: SeedsState, batches: jax.Array):
-        if not share_flags:
-            return jax.vmap(one)(state.runs, batches)
+    def with_shared_flags(state: SeedsState, batches: jax.Array):
+        """The per-seed step with the first live seed's flags closed over (unbatched under
+        vmap), or `one` when a flag depends on a seed's own data."""
         first = jnp.argmax(state.bad[:, 0] < 0)  # the first live seed (0 if none)
-        shared = state.runs.replace(
-            opt_state=jax.tree.map(lambda a: a[first] if _is_flag(a) else a,
-                                   state.runs.opt_state))
-        axes = jax.tree.map(lambda a: 0, state.runs).replace(
+        flags = jax.tree.map(lambda a: a[first] if _is_flag(a) else None,
+                             state.runs.opt_state)
+
+        def shared(run: TrainState, batch: jax.Array):
+            return one(run.replace(opt_state=jax.tree.map(
+                lambda a, f: a if f is None else f, run.opt_state, flags,
+                is_leaf=lambda x: x is None)), batch)
+
+        # A flag computed from a seed's own data comes out of vmap with a seed axis:
+        # `out_axes=None` for the flags refuses it while tracing.
+        out_axes = jax.tree.map(lambda a: 0, state.runs).replace(
             opt_state=jax.tree.map(lambda a: None if _is_flag(a) else 0, state.runs.opt_state))
         try:
-            runs, metrics = jax.vmap(one, in_axes=(axes, 0), out_axes=(axes, 0))(shared, batches)
-        except ValueError:  # a flag the step computes from a seed's own data
-            return jax.vmap(one)(state.runs, batches)
-        return runs.replace(opt_state=jax.tree.map(
-            lambda a, old: jnp.broadcast_to(a, old.shape) if _is_flag(old) else a,
-            runs.opt_state, state.runs.opt_state)), metrics
+            jax.eval_shape(jax.vmap(shared, out_axes=(out_axes, 0)), state.runs, batches)
+        except ValueError:
+            return one
+        return shared
+
+    def stepped(state: SeedsState, batches: jax.Array):
+        fn = with_shared_flags(state, batches) if share_flags and (at_once or 0) != 1 else one
+        k = state.bad.shape[0]
+        if at_once is None or at_once >= k:
+            return jax.vmap(fn)(state.runs, batches)
+        return jax.lax.map(lambda args: fn(*args), (state.runs, batches),
+                           batch_size=None if at_once == 1 else at_once)
 
     def step(state: SeedsState, batches: jax.Array):
         chex.assert_rank(batches, 3 + len(exp.image_shape))
         chex.assert_equal(batches.shape[0], state.bad.shape[0])
-        runs, metrics = vmapped(state, batches)
+        runs, metrics = stepped(state, batches)
         was_live = state.bad[:, 0] < 0
         bad = jax.vmap(track_first_bad)(state.bad, metrics["f"], metrics["g"], runs, runs.step)
         live = bad[:, 0] < 0
@@ -177,13 +207,24 @@ def make_seeds_step(exp: Experiment, mesh: Mesh | None = None, share_flags: bool
     return step
 
 
-def jit_seeds_step(exp: Experiment, num_seeds: int, mesh: Mesh, share_flags: bool = False):
+def jit_seeds_step(exp: Experiment, num_seeds: int, mesh: Mesh, share_flags: bool = False,
+                   at_once: int | None = None):
     """The K-seed step jitted once: state placed by `state_sharding` and donated, batches
-    split on `batch_split_axis`, metrics replicated; `share_flags` as in `make_seeds_step`."""
+    split on `batch_split_axis`, metrics replicated; `share_flags` and `at_once` as in
+    `make_seeds_step`.
+
+    With the seeds split over several devices and stepped in groups, each device steps
+    its own seeds (`shard_map`): a sequential map over a split axis would gather it.
+    """
     split = seeds_split(num_seeds, mesh)
     sharding = state_sharding(num_seeds, mesh)
+    step = make_seeds_step(exp, None if split else mesh, share_flags, at_once)
+    devices = mesh.shape[parallel.DATA_AXIS]
+    if split and devices > 1 and at_once is not None and at_once < num_seeds:
+        seeds = P(parallel.DATA_AXIS)
+        step = jax.shard_map(step, mesh=mesh, in_specs=(seeds, seeds), out_specs=(seeds, seeds))
     return jax.jit(
-        make_seeds_step(exp, None if split else mesh, share_flags),
+        step,
         in_shardings=(sharding, parallel.batch_sharding(mesh, batch_split_axis(num_seeds, mesh))),
         out_shardings=(sharding, parallel.replicated(mesh)),
         donate_argnums=(0,),

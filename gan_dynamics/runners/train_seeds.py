@@ -214,13 +214,16 @@ def run(config: ml_collections.ConfigDict, workdir: str, eval_hooks: Sequence[Ev
                    for d, c, h in zip(dirs, configs, hooks)]
         first_bad = np.asarray(jax.device_get(state.bad))
         reported = first_bad[:, 0] >= 0  # diverged before `start`: already written
+        at_once = seeds_step.seeds_at_once(t.get("seeds_at_once", 0), num_seeds,
+                                           jax.default_backend())
         step_fn = seeds_step.jit_seeds_step(exp, num_seeds, mesh,
-                                            share_flags=seeds_step.flags_agree(state))
+                                            share_flags=seeds_step.flags_agree(state),
+                                            at_once=at_once)
         split = "seeds" if seeds_step.seeds_split(num_seeds, mesh) else "each batch"
         print(("Resuming from checkpoint step " if restored else "Training from step ")
-              + f"{start} to {t.num_steps}: {num_seeds} seeds ({seeds[0]}..{seeds[-1]}) on "
-              f"{mesh.devices.size} device(s), {split} split over them; workdir {workdir}",
-              flush=True)
+              + f"{start} to {t.num_steps}: {num_seeds} seeds ({seeds[0]}..{seeds[-1]}), "
+              f"{at_once} at a time, on {mesh.devices.size} device(s), {split} split over "
+              f"them; workdir {workdir}", flush=True)
         clock = _Clock(read_progress(workdir, start)[0])
         budget_steps = int(t.get("budget", {}).get("steps", 0))
         already = bool(start and budget_steps and start >= budget_steps)
