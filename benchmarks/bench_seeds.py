@@ -22,11 +22,14 @@ once, so ACGD (whose solver is one) gets no estimate.
 
     python benchmarks/bench_seeds.py                      # table, runs/benchmarks/bench_seeds_<host>.{json,png}
     python benchmarks/bench_seeds.py --ks=1,8 --optimizers=altgd --steps=5
+    python benchmarks/bench_seeds.py --out=benchmarks/results --page=docs/scaling.md
+    python benchmarks/bench_seeds.py --from-json=benchmarks/results/bench_seeds_vm.json --page=docs/scaling.md
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -40,7 +43,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.bench_train import load_config  # noqa: E402
-from benchmarks.results_io import add_out_argument, write_json  # noqa: E402
+from benchmarks.results_io import add_out_argument, cpu_info, update_page, write_json  # noqa: E402
 from gan_dynamics import parallel  # noqa: E402
 from gan_dynamics.data import loader  # noqa: E402
 from gan_dynamics.runners import seeds_step, train_config, train_step  # noqa: E402
@@ -188,6 +191,28 @@ def plot(results: Sequence[dict], path: str) -> None:
     print(f"wrote {path}")
 
 
+def markdown_table(summary: dict) -> str:
+    """The docs' table of a results JSON: one row per optimizer, K and grouping."""
+    gpu = summary["h100_estimate"] is None
+    lines = ["| optimizer | seeds K | at once | ms/step | seed-steps/s | K runs in turn | ratio "
+             f"| lane use | {'compile s' if gpu else 'H100 estimate'} |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    names = {"altgd": "AltGD/Adam", "acgd": "ACGD"}
+    for r in summary["results"]:
+        for row in r["rows"]:
+            lane = row.get("lane_use")
+            last = (f"{row['compile_and_first_step_s']:.0f}" if gpu else
+                    f"{row['h100_estimated_speedup']:.1f}x" if "h100_estimated_speedup" in row
+                    else "-")
+            lines.append(
+                f"| {names.get(r['optimizer'], r['optimizer'])} | {row['num_seeds']} | "
+                f"{row['seeds_at_once']} | {row['ms_per_step']:.0f} | "
+                f"{row['seed_steps_per_s']:.2f} | {row['seed_steps_per_s_in_turn']:.2f} | "
+                f"{row['speedup_over_in_turn']:.2f} | "
+                f"{'-' if lane is None else f'{lane:.2f}'} | {last} |")
+    return "\n".join(lines)
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=3, help="timed steps per run")
@@ -195,41 +220,45 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--ks", default="1,2,4,8,16", help="numbers of seeds")
     parser.add_argument("--optimizers", default="altgd,acgd", help="altgd, acgd or both")
     parser.add_argument("--batch_size", type=int, default=0, help="0: the config's (32)")
+    parser.add_argument("--page", default="",
+                        help="also write the table into this markdown page, between "
+                             "<!-- bench_seeds --> and <!-- /bench_seeds -->")
+    parser.add_argument("--from-json", default="",
+                        help="take the results from this JSON instead of measuring")
     add_out_argument(parser)
     return parser.parse_args(argv)
 
 
 def main():
     args = parse_args()
+    if args.from_json:
+        with open(args.from_json) as f:
+            summary = json.load(f)
+        print(markdown_table(summary))
+        if args.page:
+            update_page(args.page, "bench_seeds", markdown_table(summary))
+        return
     ks = [int(k) for k in args.ks.split(",")]
     results = [bench(name, ks, args.steps, args.repeats, args.batch_size)
                for name in args.optimizers.split(",")]
     gpu = jax.devices()[0].platform == "gpu"
     summary = {"host": platform.node(), "device": str(jax.devices()[0].device_kind),
                "device_count": jax.device_count(), "jax": jax.__version__,
+               "machine": cpu_info(),
                "h100_estimate": None if gpu else {
                    **H100, "note": "an ESTIMATE from XLA's cost analysis of the programs "
                                    "compiled on this machine, not a measurement"},
                "results": results}
-    print(f"{'optimizer':9s} {'K':>3s} {'at once':>7s} {'ms/step':>9s} {'seed-steps/s':>13s} "
-          f"{'in turn':>8s} {'ratio':>6s} {'lane use':>9s} {'H100 est.':>10s} {'compile s':>10s}")
-    for r in results:
-        for row in r["rows"]:
-            lane = row.get("lane_use")
-            est = row.get("h100_estimated_speedup") if not gpu else None
-            print(f"{r['optimizer']:9s} {row['num_seeds']:3d} {row['seeds_at_once']:7d} "
-                  f"{row['ms_per_step']:9.1f} "
-                  f"{row['seed_steps_per_s']:13.2f} {row['seed_steps_per_s_in_turn']:8.2f} "
-                  f"{row['speedup_over_in_turn']:6.2f} "
-                  f"{'-' if lane is None else f'{lane:.2f}':>9s} "
-                  f"{'-' if est is None else f'{est:.1f}x':>10s} "
-                  f"{row['compile_and_first_step_s']:10.1f}")
+    print(markdown_table(summary))
     if not gpu:
-        print("H100 est.: an ESTIMATE of the speed-up over runs in turn on an H100 from the "
-              "programs' FLOPs, bytes and kernels (XLA cost analysis), not a measurement.")
+        print("H100 estimate: an ESTIMATE of the speed-up over runs in turn on an H100 from "
+              "the vmapped programs' FLOPs, bytes and kernels (XLA cost analysis), not a "
+              "measurement.")
     name = f"bench_seeds_{platform.node() or 'host'}"
     write_json(args.out, f"{name}.json", summary)
     plot(results, os.path.join(args.out, f"{name}.png"))
+    if args.page:
+        update_page(args.page, "bench_seeds", markdown_table(summary))
 
 
 if __name__ == "__main__":

@@ -20,11 +20,13 @@ at once), so the table gives shares; the step's wall time without the profiler i
 median of `--repeats` calls, and the wall time of one CG iteration the difference between
 the medians of the step at `--iterations` and at `--baseline-iterations`, timed interleaved.
 Matmul FLOPs come from each dot's shapes and are set against a matmul microbenchmark of the
-loop's largest dot shape in the same process (`--no-microbenchmark` skips it).
+loop's largest dot shape in the same process, the best of 30 calls (`--no-microbenchmark`
+skips it).
 
     python benchmarks/profile_acgd.py [--iterations=9] [--baseline-iterations=1]
 
-Prints a table and writes benchmarks/results/profile_acgd.json.
+Prints a table and writes profile_acgd.json to --out (default runs/benchmarks/;
+`--out=benchmarks/results` updates the committed file).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.bench_game_step import build_game  # noqa: E402
 from benchmarks.profile_sweep import SHAPE, exclusive_times, parse_hlo  # noqa: E402
-from benchmarks.results_io import cpu_info, write_json  # noqa: E402
+from benchmarks.results_io import add_out_argument, cpu_info, write_json  # noqa: E402
 from gan_dynamics import linalg, optimizers  # noqa: E402
 
 PARTS = ("mixed product", "transpose", "vector updates")
@@ -118,8 +120,9 @@ def wall_times(programs: dict[int, Any], args, states, repeats: int) -> dict[int
     return times
 
 
-def matmul_rate(shape: tuple[int, int, int], repeats: int = 10) -> float:
-    """FLOP/s of one jitted (m, k) x (k, n) float32 matmul, median of `repeats`."""
+def matmul_rate(shape: tuple[int, int, int], repeats: int = 30) -> float:
+    """FLOP/s of one jitted (m, k) x (k, n) float32 matmul, the best of `repeats` (other
+    jobs on a shared machine only slow it down)."""
     m, k, n = shape
     a = jax.random.normal(jax.random.key(0), (m, k))
     b = jax.random.normal(jax.random.key(1), (k, n))
@@ -130,7 +133,7 @@ def matmul_rate(shape: tuple[int, int, int], repeats: int = 10) -> float:
         start = time.perf_counter()
         jax.block_until_ready(f(a, b))
         times.append(time.perf_counter() - start)
-    return 2 * m * k * n / statistics.median(times)
+    return 2 * m * k * n / min(times)
 
 
 def dot_shape(table: dict[str, dict[str, Any]], inst: dict[str, Any]) -> tuple[int, int, int]:
@@ -241,7 +244,7 @@ def format_profile(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--iterations", type=int, default=9)
     parser.add_argument("--baseline-iterations", type=int, default=1,
@@ -250,14 +253,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--no-microbenchmark", action="store_true")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                      "results", "profile_acgd.json"))
-    args = parser.parse_args()
+    add_out_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     baseline = None if args.baseline_iterations < 0 else args.baseline_iterations
     result = profile(args.iterations, baseline, args.batch, args.repeats,
                      not args.no_microbenchmark)
     print(format_profile(result))
-    write_json(args.out, result)
+    write_json(args.out, "profile_acgd.json", result)
 
 
 if __name__ == "__main__":

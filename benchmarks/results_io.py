@@ -4,7 +4,8 @@ The default, `runs/benchmarks/`, is ignored by git, so running a benchmark leave
 checkout clean; `--out=benchmarks/results` updates the committed results that README and
 docs quote.
 
-It also records the facts about the machine that CPU timings depend on.
+It also records the facts about the machine that CPU timings depend on, and writes a
+benchmark's table into a docs page between `<!-- NAME -->` and `<!-- /NAME -->`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,3 +57,20 @@ def cpu_info() -> dict[str, Any]:
     info["vector_extensions"] = sorted(flag for flag in fields.get("flags", "").split()
                                        if flag.startswith(("avx", "fma", "amx")))
     return info
+
+
+def update_page(page: str, name: str, text: str) -> None:
+    """Replace what `page` holds between `<!-- name -->` and `<!-- /name -->` by `text`."""
+    from gan_dynamics.errors import UserError
+
+    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    with open(page) as f:
+        content = f.read()
+    if begin not in content or end not in content:
+        raise UserError(f"{page} has no {begin} ... {end} markers; add them where the "
+                        "table should go.")
+    content = re.sub(re.escape(begin) + r".*?" + re.escape(end),
+                     lambda _: f"{begin}\n{text}\n{end}", content, flags=re.S)
+    with open(page, "w") as f:
+        f.write(content)
+    print(f"updated {page}")

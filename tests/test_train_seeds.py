@@ -194,7 +194,7 @@ def test_more_seeds_than_the_memory_holds_fail_in_one_line():
     train_config.check(tiny_config(num_seeds=2), data=False)  # a number that fits passes
 
 
-@pytest.mark.slow  # compiles ACGD five times: ~2 min on a 2-core CPU; .ci/run runs it after the default suite
+@pytest.mark.slow  # compiles ACGD seven times: ~3 min on a 2-core CPU; .ci/run runs it after the default suite
 def test_acgd_seeds_solve_their_own_systems(tmp_path):
     """Under vmap the solver's while_loop runs until the slowest seed converges; each
     seed's iterations and result are still its own."""
@@ -229,3 +229,7 @@ def test_acgd_seeds_solve_their_own_systems(tmp_path):
     shared = flops(seeds_step.jit_seeds_step(exp, 1, mesh, share_flags=True), seeds, stacked)
     per_seed = flops(seeds_step.jit_seeds_step(exp, 1, mesh), seeds, stacked)
     assert shared < 1.05 * one < per_seed
+    # One seed at a time is not vmapped: its cond is a cond, with or without shared flags.
+    for share in (False, True):
+        mapped = seeds_step.jit_seeds_step(exp, 1, mesh, share_flags=share, at_once=1)
+        assert flops(mapped, seeds, stacked) < 1.05 * one

@@ -182,12 +182,12 @@ def make_seeds_step(exp: Experiment, mesh: Mesh | None = None, share_flags: bool
         return shared
 
     def stepped(state: SeedsState, batches: jax.Array):
-        fn = with_shared_flags(state, batches) if share_flags and (at_once or 0) != 1 else one
-        k = state.bad.shape[0]
-        if at_once is None or at_once >= k:
+        if at_once == 1:  # unvmapped: a flag's cond is a cond
+            return jax.lax.map(lambda args: one(*args), (state.runs, batches))
+        fn = with_shared_flags(state, batches) if share_flags else one
+        if at_once is None or at_once >= state.bad.shape[0]:
             return jax.vmap(fn)(state.runs, batches)
-        return jax.lax.map(lambda args: fn(*args), (state.runs, batches),
-                           batch_size=None if at_once == 1 else at_once)
+        return jax.lax.map(lambda args: fn(*args), (state.runs, batches), batch_size=at_once)
 
     def step(state: SeedsState, batches: jax.Array):
         chex.assert_rank(batches, 3 + len(exp.image_shape))
