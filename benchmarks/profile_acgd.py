@@ -53,6 +53,7 @@ from benchmarks.bench_game_step import build_game  # noqa: E402
 from benchmarks.profile_sweep import SHAPE, exclusive_times, parse_hlo  # noqa: E402
 from benchmarks.results_io import add_out_argument, cpu_info, write_json  # noqa: E402
 from gan_dynamics import linalg, optimizers  # noqa: E402
+from gan_dynamics.models import registry  # noqa: E402
 
 PARTS = ("mixed product", "transpose", "vector updates")
 KINDS = ("matmul", "other")
@@ -144,6 +145,30 @@ def dot_shape(table: dict[str, dict[str, Any]], inst: dict[str, Any]) -> tuple[i
     return m, inst["flops"] // (2 * m * n), n
 
 
+def gflop(fn, *args) -> float:
+    """XLA's count of a jitted function's FLOPs, in GFLOP."""
+    analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
+    return (analysis[0] if isinstance(analysis, (list, tuple)) else analysis)["flops"] / 1e9
+
+
+def network_gflops(batch: int) -> dict[str, float]:
+    """What a mixed product must at least cost: each network's forward pass at `batch`,
+    and one product and one transpose alone (the linearisation done outside)."""
+    gen, disc = registry.get_model("icr_dcgan")
+    z, images = jnp.zeros((batch, 128)), jnp.zeros((batch, 32, 32, 3))
+    vars_g = gen.init(jax.random.key(0), z[:1], train=False)
+    vars_d = disc.init(jax.random.key(0), images[:1], train=False)
+    px, py, make_game = build_game("icr_dcgan", batch, jax.random.key(1))
+    lin = linalg.linearize_zero_sum(make_game(jax.random.key(0)), px, py)
+    return {
+        "generator_forward": gflop(
+            lambda v: gen.apply(v, z, train=True, mutable=["batch_stats"])[0], vars_g),
+        "discriminator_forward": gflop(lambda v: disc.apply(v, images, train=True), vars_d),
+        "mixed_product": gflop(lin.dxy_f, py),
+        "transpose": gflop(lin.dyx_f, px),
+    }
+
+
 def profile(iterations: int, baseline: int | None, batch: int, repeats: int,
             microbenchmark: bool) -> dict[str, Any]:
     start_machine = machine()
@@ -201,6 +226,7 @@ def profile(iterations: int, baseline: int | None, batch: int, repeats: int,
         "per_iteration_op_ms": total,
         "rest_of_step_op_ms": rest,
         "largest_dot_shape": max(shapes, key=shapes.get) if shapes else None,
+        "xla_gflop": network_gflops(batch),
     }
     if baseline is not None:
         result["baseline_iterations"] = baseline
@@ -237,6 +263,11 @@ def format_profile(r: dict[str, Any]) -> str:
     lines.append("rest of the step, op ms: " + ", ".join(
         f"{part} {v['matmul']:.0f} matmul + {v['other']:.0f} other" for part, v in rest.items())
         + f"; executor {r['executor_overhead_ms_per_step']:.0f}")
+    g = r["xla_gflop"]
+    lines.append(f"XLA's count at batch {r['batch']}: forward pass of the generator "
+                 f"{g['generator_forward']:.2f} GFLOP, of the discriminator "
+                 f"{g['discriminator_forward']:.2f}; one mixed product alone "
+                 f"{g['mixed_product']:.2f}, its transpose {g['transpose']:.2f}")
     if "microbenchmark_gflop_per_s" in r:
         lines.append(f"matmul microbenchmark {r['largest_dot_shape']}: "
                      f"{r['microbenchmark_gflop_per_s']:.1f} GFLOP/s; the step's matmuls at "
