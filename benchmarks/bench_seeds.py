@@ -200,7 +200,8 @@ def markdown_table(summary: dict) -> str:
     names = {"altgd": "AltGD/Adam", "acgd": "ACGD"}
     for r in summary["results"]:
         for row in r["rows"]:
-            lane = row.get("lane_use")
+            # lanes only wait for the slowest seed in a vmapped call
+            lane = row.get("lane_use") if row["seeds_at_once"] > 1 else None
             last = (f"{row['compile_and_first_step_s']:.0f}" if gpu else
                     f"{row['h100_estimated_speedup']:.1f}x" if "h100_estimated_speedup" in row
                     else "-")

@@ -59,7 +59,8 @@ def test_the_seeds_table_is_written_between_the_pages_markers(tmp_path):
     summary = {"h100_estimate": {"flops_per_s": 1.0}, "results": [
         {"optimizer": "altgd", "rows": [dict(row, seeds_at_once=8, h100_estimated_speedup=6.6),
                                         row]},
-        {"optimizer": "acgd", "rows": [dict(row, lane_use=0.93)]}]}
+        {"optimizer": "acgd", "rows": [dict(row, seeds_at_once=8, lane_use=0.93),
+                                       dict(row, lane_use=0.93)]}]}
     page = tmp_path / "page.md"
     page.write_text("before\n<!-- bench_seeds -->\nold table\n<!-- /bench_seeds -->\nafter\n")
     results_io.update_page(str(page), "bench_seeds", bench_seeds.markdown_table(summary))
@@ -67,7 +68,8 @@ def test_the_seeds_table_is_written_between_the_pages_markers(tmp_path):
     assert "old table" not in text and text.startswith("before\n") and text.endswith("after\n")
     assert "| AltGD/Adam | 8 | 8 | 80 | 99.50 | 104.70 | 0.95 | - | 6.6x |" in text
     assert "| AltGD/Adam | 8 | 1 | 80 | 99.50 | 104.70 | 0.95 | - | - |" in text
-    assert "| ACGD | 8 | 1 | 80 | 99.50 | 104.70 | 0.95 | 0.93 | - |" in text
+    assert "| ACGD | 8 | 8 | 80 | 99.50 | 104.70 | 0.95 | 0.93 | - |" in text
+    assert "| ACGD | 8 | 1 | 80 | 99.50 | 104.70 | 0.95 | - | - |" in text
     page.write_text("no markers\n")
     with pytest.raises(UserError, match="has no <!-- bench_seeds --> ... <!-- /bench_seeds -->"):
         results_io.update_page(str(page), "bench_seeds", "table")
