@@ -149,10 +149,11 @@ def bench(optimizer: str, ks: Sequence[int], steps: int, repeats: int, batch_siz
                 row.update(solver_iterations_mean=float(its.mean()),
                            solver_iterations_max_over_seeds=float(its.max(axis=1).mean()),
                            lane_use=float(its.mean() / its.max(axis=1).mean()))
-            if optimizer != "acgd" and at_once == k:
+            if at_once == k:
                 row["cost"] = cost(step_fn)
-                row["h100_estimated_speedup"] = (k * h100_seconds(one_cost)
-                                                 / h100_seconds(row["cost"]))
+                if optimizer != "acgd":
+                    row["h100_estimated_speedup"] = (k * h100_seconds(one_cost)
+                                                     / h100_seconds(row["cost"]))
             rows.append(row)
             print(f"  {optimizer} K={k}, {at_once} at once: {row['seed_steps_per_s']:.2f} "
                   f"seed-steps/s ({row['speedup_over_in_turn']:.2f}x runs in turn)", flush=True)
