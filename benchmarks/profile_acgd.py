@@ -50,7 +50,8 @@ import jax.numpy as jnp
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.bench_game_step import build_game  # noqa: E402
-from benchmarks.profile_sweep import SHAPE, exclusive_times, parse_hlo  # noqa: E402
+from benchmarks.bench_seeds import cost  # noqa: E402
+from benchmarks.profile_sweep import SHAPE, best_time, exclusive_times, parse_hlo  # noqa: E402
 from benchmarks.results_io import add_out_argument, cpu_info, write_json  # noqa: E402
 from gan_dynamics import linalg, optimizers  # noqa: E402
 from gan_dynamics.models import registry  # noqa: E402
@@ -127,14 +128,7 @@ def matmul_rate(shape: tuple[int, int, int], repeats: int = 30) -> float:
     m, k, n = shape
     a = jax.random.normal(jax.random.key(0), (m, k))
     b = jax.random.normal(jax.random.key(1), (k, n))
-    f = jax.jit(jnp.matmul)
-    jax.block_until_ready(f(a, b))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(f(a, b))
-        times.append(time.perf_counter() - start)
-    return 2 * m * k * n / min(times)
+    return 2 * m * k * n / best_time(jax.jit(jnp.matmul), a, b, repeats=repeats)
 
 
 def dot_shape(table: dict[str, dict[str, Any]], inst: dict[str, Any]) -> tuple[int, int, int]:
@@ -147,8 +141,7 @@ def dot_shape(table: dict[str, dict[str, Any]], inst: dict[str, Any]) -> tuple[i
 
 def gflop(fn, *args) -> float:
     """XLA's count of a jitted function's FLOPs, in GFLOP."""
-    analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
-    return (analysis[0] if isinstance(analysis, (list, tuple)) else analysis)["flops"] / 1e9
+    return cost(jax.jit(fn).lower(*args).compile())["flops"] / 1e9
 
 
 def network_gflops(batch: int) -> dict[str, float]:

@@ -100,9 +100,14 @@ def non_finite(tree: Any, prefix: str = "config") -> list[str]:
     return []
 
 
+def is_int_at_least(value: Any, least: int) -> bool:
+    """An int >= least (not a bool, not a float that happens to be whole)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
 def is_positive_int(value: Any) -> bool:
     """An int > 0 (not a bool, not a float that happens to be whole)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return is_int_at_least(value, 1)
 
 
 def one_of(where: str, value: Any, choices: Iterable[str]) -> None:

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gan_dynamics import progress
+from gan_dynamics.checks import is_int_at_least
 from gan_dynamics.data import images
 from gan_dynamics.diagnostics import report
 from gan_dynamics.errors import UserError
@@ -130,12 +131,12 @@ def check_section(config: ml_collections.ConfigDict) -> int:
     when it is on; UserError naming the key."""
     section = config.get("diagnostics", None)
     every = 0 if section is None else section.get("every", 0)
-    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+    if not is_int_at_least(every, 0):
         raise UserError(f"config.diagnostics.every={every!r} must be an integer >= 0 (0: off).")
     if every:
         options_from_section(section)
         size = section.get("batch_size", 0)
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        if not is_int_at_least(size, 0):
             raise UserError(f"config.diagnostics.batch_size={size!r} must be an integer >= 0 "
                             "(0: config.data.batch_size).")
     return every

@@ -57,6 +57,7 @@ import ml_collections
 import numpy as np
 
 from gan_dynamics import progress
+from gan_dynamics.checks import is_int_at_least
 from gan_dynamics.errors import UserError, did_you_mean
 from gan_dynamics.metrics import classifier as classifier_lib
 from gan_dynamics.metrics import critic as critic_lib
@@ -231,7 +232,7 @@ def check_section(config: ml_collections.ConfigDict) -> tuple[str, ...]:
         return ()
     for key, least in (("num_samples", 4), ("batch_size", 1), ("is_splits", 1), ("seed", 0)):
         value = section.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        if not is_int_at_least(value, least):
             raise UserError(f"config.eval.{key}={value!r} must be an integer >= {least}.")
     section_options(critic_lib.CriticOptions, section.critic, "critic")
     section_options(classifier_lib.ClassifierOptions, section.classifier, "classifier")

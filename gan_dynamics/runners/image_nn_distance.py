@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from gan_dynamics.checks import is_int_at_least
 from gan_dynamics.data import images
 from gan_dynamics.errors import UserError
 from gan_dynamics.metrics import nn_distance as nnd
@@ -54,7 +55,7 @@ def check_section(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
                         "e.g. 'test'.")
     for key, least in (("num_samples", 2), ("seed", 0)):
         value = merged[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        if not is_int_at_least(value, least):
             raise UserError(f"config.nn_distance.{key}={value!r} must be an integer >= "
                             f"{least}.")
     try:

@@ -57,6 +57,7 @@ import ml_collections
 import numpy as np
 
 from gan_dynamics import progress, signals
+from gan_dynamics.checks import is_int_at_least
 from gan_dynamics.errors import NonFiniteLoss, UserError, did_you_mean
 from gan_dynamics.runners import dispatch
 
@@ -137,10 +138,6 @@ def _plain(value: Any) -> Any:
     return value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
 
 
-def _count(value: Any, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
 def check_study(config: ml_collections.ConfigDict) -> None:
     """UserError on unknown keys and bad values of the study's own sections."""
     for section, reference, where in ((config, _SCHEMA, "config"),
@@ -162,7 +159,7 @@ def check_study(config: ml_collections.ConfigDict) -> None:
     if config.base.runner == "study":
         raise UserError("config.base is itself a study; a study's base must be one run's "
                         "config (add its axes to this study instead).")
-    if not _count(config.seeds, 1):
+    if not is_int_at_least(config.seeds, 1):
         raise UserError(f"config.seeds={config.seeds!r} must be an integer >= 1 (runs per "
                         "cell).")
     if not isinstance(config.seeds_in_one_program, bool):
@@ -177,7 +174,7 @@ def check_study(config: ml_collections.ConfigDict) -> None:
                         f"trains seeds seed..seed+K-1), not config.seed_path="
                         f"{config.seed_path!r}; set seed_path to 'seed' or the option to "
                         "False.")
-    if not _count(config.num_samples, 0):
+    if not is_int_at_least(config.num_samples, 0):
         raise UserError(f"config.num_samples={config.num_samples!r} must be an integer >= 0 "
                         "(random settings per grid cell; 0: none).")
     if config.num_samples and not config.ranges:
@@ -187,13 +184,13 @@ def check_study(config: ml_collections.ConfigDict) -> None:
     if config.launcher not in LAUNCHERS:
         raise UserError(f"config.launcher={config.launcher!r} must be one of {list(LAUNCHERS)}."
                         + did_you_mean(config.launcher, LAUNCHERS))
-    if not _count(config.parallel_tasks, 1):
+    if not is_int_at_least(config.parallel_tasks, 1):
         raise UserError(f"config.parallel_tasks={config.parallel_tasks!r} must be an "
                         "integer >= 1 (tasks running at once).")
     s = config.slurm
     for key, minimum in (("time_min", 1), ("gpus_per_task", 0), ("cpus_per_task", 1),
                          ("mem_gb", 0)):
-        if not _count(s[key], minimum):
+        if not is_int_at_least(s[key], minimum):
             raise UserError(f"config.slurm.{key}={s[key]!r} must be an integer >= {minimum}.")
     if config.summary.x_axis not in X_AXES:
         raise UserError(f"config.summary.x_axis={config.summary.x_axis!r} must be one of "
@@ -429,7 +426,7 @@ def task_config(config: ml_collections.ConfigDict, task: Task,
     for key in seed_path.split(".")[:-1]:
         node = node[key]
     first = node[seed_path.split(".")[-1]]
-    if not _count(first, 0):
+    if not is_int_at_least(first, 0):
         raise UserError(f"config.base.{seed_path}={first!r} must be an integer >= 0 (the "
                         "first seed of every cell).")
     tree = set_path(tree, seed_path, first + task.seed, where)

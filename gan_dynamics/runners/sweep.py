@@ -60,7 +60,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from gan_dynamics import progress, signals
-from gan_dynamics.checks import check_value
+from gan_dynamics.checks import check_value, is_int_at_least
 from gan_dynamics.errors import UserError
 from gan_dynamics.outputs import write_json
 from gan_dynamics.parallel import to_host
@@ -251,7 +251,7 @@ def check(config: ml_collections.ConfigDict, data: bool = True) -> None:
         devices = config.get("num_devices", 0)
         # The devices themselves are counted when the run starts (`seed_mesh`): a study
         # checks its cells on the CPU.
-        if isinstance(devices, bool) or not isinstance(devices, int) or devices < 0:
+        if not is_int_at_least(devices, 0):
             raise UserError(f"config.num_devices={devices!r} must be an integer >= 0 (0: "
                             "all devices).")
         for optimizer in names(config.run_optimizers):

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gan_dynamics import objectives, penalties
-from gan_dynamics.checks import check_memory, check_value, is_positive_int
+from gan_dynamics.checks import check_memory, check_value, is_int_at_least, is_positive_int
 from gan_dynamics.errors import UserError, did_you_mean
 from gan_dynamics.metrics import classifier as classifier_lib
 from gan_dynamics.metrics import critic as critic_lib
@@ -206,8 +206,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise UserError(f"config.train.num_seeds={num_seeds!r} must be a positive integer "
                         "(1: one run; K: K seeds in one program).")
     at_once = t.get("seeds_at_once", 0)
-    if not (is_positive_int(at_once) or (isinstance(at_once, int) and at_once == 0
-                                         and not isinstance(at_once, bool))):
+    if not is_int_at_least(at_once, 0):
         raise UserError(f"config.train.seeds_at_once={at_once!r} must be an integer >= 0 "
                         "(0: all seeds in one vmapped call on a GPU/TPU, one at a time on a "
                         "CPU; N: groups of N).")
